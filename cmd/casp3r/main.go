@@ -1,0 +1,111 @@
+// Command casp3r runs and administers a CASP3R XMPP server.
+//
+//	casp3r init  --data DIR --domain DOMAIN [--listen IP] [--force]
+//	casp3r serve --data DIR
+//	casp3r check-config --data DIR
+//	casp3r user add|del|passwd|list --data DIR [--password PW] [JID]
+//	casp3r version
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// usageError is a mistake in the command line; main prints it with a hint.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+const usage = `casp3r: a self-hosted XMPP server
+
+Usage:
+  casp3r init   --data DIR --domain DOMAIN [--listen IP] [--force]
+                                      create a data folder: config, TLS certificate, database
+  casp3r serve  --data DIR            run the server until SIGINT or SIGTERM
+  casp3r check-config --data DIR      check the config file and name every problem
+  casp3r user add    --data DIR [--password PW] JID   create an account
+  casp3r user passwd --data DIR [--password PW] JID   change a password
+  casp3r user del    --data DIR JID                   delete an account
+  casp3r user list   --data DIR                       list accounts
+  casp3r version                      print the version
+
+Without --password, the password is read from the terminal (or one line of stdin).
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the process exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "init":
+		err = cmdInit(args[1:], stdin, stdout)
+	case "serve":
+		err = cmdServe(args[1:], stderr)
+	case "check-config":
+		err = cmdCheckConfig(args[1:], stdout)
+	case "user":
+		err = cmdUser(args[1:], stdin, stdout)
+	case "version", "--version", "-v":
+		err = cmdVersion(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		err = usagef("unknown command %q", args[0])
+	}
+	if err == nil {
+		return 0
+	}
+	var ue *usageError
+	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "casp3r: %v\n\n", err)
+		}
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	fmt.Fprintf(stderr, "casp3r: %v\n", err)
+	return 1
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseFlags parses args, allowing flags after positional arguments
+// ("user add alice@example.org --password x").
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

@@ -1,0 +1,207 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"casp3r/internal/jid"
+	"casp3r/internal/router"
+	"casp3r/internal/sasl"
+	"casp3r/internal/stanza"
+	"casp3r/internal/xmlstream"
+)
+
+// Registrar handles in-band registration (XEP-0077) before authentication.
+type Registrar interface {
+	HandlePreAuth(ctx context.Context, iq *xmlstream.Element) (*xmlstream.Element, error)
+}
+
+// Config holds what the client listeners need; package server fills it.
+type Config struct {
+	Domain     jid.JID
+	TLS        *tls.Config             // nil: no TLS (tests only)
+	ServerCert func() *x509.Certificate // for tls-server-end-point channel binding
+	RequireTLS bool
+	SASL       *sasl.Server
+	Router     *router.Router
+	Register   Registrar // nil: in-band registration off
+
+	PreAuthLimits    xmlstream.Limits // before authentication
+	Limits           xmlstream.Limits // after
+	StanzasPerSecond int              // sustained rate per session; bursts of twice that
+	HandshakeTimeout time.Duration    // from connect to bound resource
+	MaxConnections   int
+	MaxQueueBytes    int // outbound bytes a slow client may have pending
+	Logger           *slog.Logger
+}
+
+// Server accepts client connections.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*Session]struct{}
+	shutdown  bool
+	wg        sync.WaitGroup
+	nextID    uint64
+}
+
+// New returns a client server for cfg.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = 30 * time.Second
+	}
+	if cfg.MaxQueueBytes == 0 {
+		cfg.MaxQueueBytes = 1 << 20
+	}
+	if cfg.StanzasPerSecond == 0 {
+		cfg.StanzasPerSecond = 200
+	}
+	if cfg.ServerCert == nil {
+		cfg.ServerCert = func() *x509.Certificate { return nil }
+	}
+	return &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*Session]struct{}),
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("c2s: server closed")
+
+// Serve accepts connections on l until Shutdown. directTLS selects XEP-0368
+// direct TLS instead of STARTTLS.
+func (s *Server) Serve(l net.Listener, directTLS bool) error {
+	if directTLS && s.cfg.TLS == nil {
+		return fmt.Errorf("direct tls needs a tls config")
+	}
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.shutdown
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept", "err", err, "retry_in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		delay = 0
+		if directTLS {
+			conn = tls.Server(conn, s.cfg.TLS)
+		}
+		if !s.startSession(newTCPTransport(conn, s.cfg.PreAuthLimits), directTLS) {
+			_ = conn.Close()
+		}
+	}
+}
+
+// startSession registers and runs a session; false when the server is
+// shutting down or full.
+func (s *Server) startSession(t transport, secure bool) bool {
+	s.mu.Lock()
+	if s.shutdown || (s.cfg.MaxConnections > 0 && len(s.sessions) >= s.cfg.MaxConnections) {
+		s.mu.Unlock()
+		return false
+	}
+	s.nextID++
+	sess := &Session{
+		srv:    s,
+		t:      t,
+		id:     newStreamID(),
+		lang:   "en",
+		secure: secure,
+		limit:  rate.NewLimiter(rate.Limit(s.cfg.StanzasPerSecond), 2*s.cfg.StanzasPerSecond),
+	}
+	sess.log = s.log.With("conn", s.nextID, "remote", t.remoteAddr())
+	sess.q = newOutQueue(s.cfg.MaxQueueBytes, t.write, t.setWriteDeadline, func(err error) {
+		sess.log.Debug("write failed", "err", err)
+		_ = t.close()
+	})
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+			s.wg.Done()
+		}()
+		sess.serve(context.Background())
+	}()
+	return true
+}
+
+// Count returns the number of open client connections.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Shutdown stops accepting, closes every stream with system-shutdown and
+// waits for the sessions to end or ctx to expire, then cuts what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+	sessions := make([]*Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.Close(stanza.StreamErr("system-shutdown", ""))
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for sess := range s.sessions {
+			_ = sess.t.close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}

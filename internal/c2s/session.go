@@ -1,0 +1,364 @@
+package c2s
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"casp3r/internal/jid"
+	"casp3r/internal/router"
+	"casp3r/internal/sasl"
+	"casp3r/internal/stanza"
+	"casp3r/internal/xmlstream"
+)
+
+// Namespaces of the stream features.
+const (
+	nsTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind      = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession   = "urn:ietf:params:xml:ns:xmpp-session"
+	nsRegister  = "jabber:iq:register"
+	nsRegFeat   = "http://jabber.org/features/iq-register"
+	nsSASLCB    = "urn:xmpp:sasl-cb:0"
+	maxAuthFail = 3
+)
+
+// Session is one client connection. The reader goroutine (serve) owns all
+// its negotiation state; other goroutines only call Send, Close and JID.
+type Session struct {
+	srv  *Server
+	t    transport
+	q    *outQueue
+	log  *slog.Logger
+	id   string
+	lang string
+
+	// negotiation state, owned by serve
+	secure        bool
+	authenticated bool
+	username      string
+	authFails     int
+	neg           *sasl.Negotiation
+	limit         *rate.Limiter
+
+	mu     sync.Mutex
+	jid    jid.JID // set once bound
+	bound  bool
+	closed bool
+	reason *stanza.StreamError // set by Close from another goroutine
+}
+
+var _ router.Session = (*Session)(nil)
+
+// JID returns the bound full JID (zero before binding).
+func (s *Session) JID() jid.JID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jid
+}
+
+// Send queues st for the client. Over the queue bound the session is closed:
+// a client that does not read its stanzas cannot hold the server's memory.
+func (s *Session) Send(st *xmlstream.Element) {
+	frame := s.t.encode(nil, st)
+	if !s.q.push(frame) {
+		s.Close(stanza.StreamErr("policy-violation", "too many stanzas waiting for a slow client"))
+	}
+}
+
+// Close ends the session with a stream error from any goroutine: the error
+// and the stream close are written, then the connection is closed, which
+// ends the reader.
+func (s *Session) Close(e *stanza.StreamError) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.reason = e
+	s.mu.Unlock()
+	var last [][]byte
+	if e != nil {
+		last = append(last, s.t.encode(nil, e.Element()))
+	}
+	last = append(last, s.t.closeBytes())
+	go func() {
+		s.q.closeAfter(last...)
+		_ = s.t.close()
+	}()
+}
+
+// sendNow writes el and waits until it is on the wire (negotiation steps).
+func (s *Session) sendNow(el *xmlstream.Element) {
+	s.q.push(s.t.encode(nil, el))
+	s.q.flush()
+}
+
+func newStreamID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// serve runs the session until the stream ends. It is the one boundary
+// where Go errors become stream errors.
+func (s *Session) serve(ctx context.Context) {
+	defer func() {
+		if s.isBound() {
+			s.srv.cfg.Router.EndSession(context.WithoutCancel(ctx), s)
+		}
+		s.q.flush()
+		_ = s.t.close()
+	}()
+	_ = s.t.setReadDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
+	err := s.run(ctx)
+	s.finish(err)
+}
+
+func (s *Session) isBound() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bound
+}
+
+// finish turns the error that ended run into what the client sees.
+func (s *Session) finish(err error) {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if already {
+		s.q.flush()
+		return
+	}
+	var se *stanza.StreamError
+	var xe *xmlstream.Error
+	var ne net.Error
+	switch {
+	case err == nil, errors.Is(err, xmlstream.ErrClosed):
+		s.log.Debug("stream closed by client")
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		s.log.Debug("connection closed", "err", err)
+		s.q.closeAfter()
+		return
+	case errors.As(err, &se):
+	case errors.As(err, &xe):
+		se = stanza.StreamErr(xe.Condition, xe.Text)
+	case errors.As(err, &ne) && ne.Timeout():
+		se = stanza.StreamErr("connection-timeout", "")
+	default:
+		s.log.Warn("session failed", "err", err)
+		se = stanza.StreamErr("internal-server-error", "")
+	}
+	var last [][]byte
+	if se != nil {
+		s.log.Info("stream error", "condition", se.Condition, "text", se.Text)
+		last = append(last, s.t.encode(nil, se.Element()))
+	}
+	last = append(last, s.t.closeBytes())
+	s.q.closeAfter(last...)
+}
+
+func (s *Session) run(ctx context.Context) error {
+	if err := s.openStream(); err != nil {
+		return err
+	}
+	for {
+		el, err := s.t.next()
+		if err != nil {
+			return err
+		}
+		if err := s.handle(ctx, el); err != nil {
+			return err
+		}
+	}
+}
+
+// openStream reads the client's stream header, answers with ours and the
+// features for the current state.
+func (s *Session) openStream() error {
+	h, err := s.t.readOpen()
+	// Our header goes out before any error, so that a stream error has a
+	// stream to travel in (RFC 6120 §4.9.1.2).
+	s.q.push(s.t.openBytes(s.id, s.srv.cfg.Domain.String(), "en"))
+	if err != nil {
+		return err
+	}
+	if h.DefaultNS != xmlstream.NSClient && h.DefaultNS != "" {
+		return stanza.StreamErr("invalid-namespace", "this port serves jabber:client")
+	}
+	if h.Version != "" && h.Version < "1.0" || h.Version == "" {
+		return stanza.StreamErr("unsupported-version", "XMPP 1.0 is required")
+	}
+	if h.To == "" {
+		return stanza.StreamErr("host-unknown", "the stream header needs a 'to'")
+	}
+	to, err := jid.Parse(h.To)
+	if err != nil || to != s.srv.cfg.Domain {
+		return stanza.StreamErr("host-unknown", "this server does not serve "+h.To)
+	}
+	if h.Lang != "" && len(h.Lang) < 36 {
+		s.lang = h.Lang
+	}
+	s.sendNow(s.features())
+	return nil
+}
+
+func (s *Session) features() *xmlstream.Element {
+	f := xmlstream.New(xmlstream.NSStream, "features")
+	cfg := &s.srv.cfg
+	switch {
+	case !s.secure && s.t.canStartTLS() && cfg.TLS != nil:
+		tls := xmlstream.New(nsTLS, "starttls")
+		if cfg.RequireTLS {
+			tls.Append(xmlstream.New(nsTLS, "required"))
+		}
+		f.Append(tls)
+		if cfg.RequireTLS {
+			return f
+		}
+		fallthrough
+	case !s.authenticated:
+		mechs := xmlstream.New(nsSASL, "mechanisms")
+		cs := s.t.tlsState()
+		for _, m := range cfg.SASL.Mechanisms(cs, cfg.ServerCert()) {
+			mechs.Append(xmlstream.New(nsSASL, "mechanism").SetText(m))
+		}
+		f.Append(mechs)
+		if cs != nil {
+			if types := sasl.ChannelBindingTypes(cs, cfg.ServerCert()); len(types) > 0 {
+				cb := xmlstream.New(nsSASLCB, "sasl-channel-binding")
+				for _, t := range types {
+					cb.Append(xmlstream.New(nsSASLCB, "channel-binding", "type", t))
+				}
+				f.Append(cb)
+			}
+		}
+		if cfg.Register != nil {
+			f.Append(xmlstream.New(nsRegFeat, "register"))
+		}
+	default:
+		f.Append(xmlstream.New(nsBind, "bind"))
+		f.Append(xmlstream.New(nsSession, "session").Append(xmlstream.New(nsSession, "optional")))
+	}
+	return f
+}
+
+// handle processes one top-level element according to the session state.
+func (s *Session) handle(ctx context.Context, el *xmlstream.Element) error {
+	switch {
+	case el.Is(nsTLS, "starttls"):
+		return s.handleStartTLS()
+	case el.Name.Space == nsSASL:
+		return s.handleSASL(ctx, el)
+	case !stanza.IsStanza(el, xmlstream.NSClient):
+		return stanza.StreamErr("unsupported-stanza-type", "")
+	}
+	if !s.secure && s.srv.cfg.RequireTLS {
+		return stanza.StreamErr("policy-violation", "STARTTLS is required first")
+	}
+	if !s.authenticated {
+		if el.Name.Local == stanza.KindIQ && s.srv.cfg.Register != nil && el.Child(nsRegister, "query") != nil {
+			return s.handlePreAuthRegister(ctx, el)
+		}
+		return stanza.StreamErr("not-authorized", "authenticate first")
+	}
+	if !s.isBound() {
+		return s.handleBind(ctx, el)
+	}
+	return s.handleStanza(ctx, el)
+}
+
+func (s *Session) handleStartTLS() error {
+	if s.secure || !s.t.canStartTLS() || s.srv.cfg.TLS == nil {
+		return stanza.StreamErr("policy-violation", "TLS is already negotiated")
+	}
+	s.sendNow(xmlstream.New(nsTLS, "proceed"))
+	if err := s.t.startTLS(s.srv.cfg.TLS); err != nil {
+		return fmt.Errorf("starttls: %w", err)
+	}
+	s.secure = true
+	return s.openStream()
+}
+
+func (s *Session) handlePreAuthRegister(ctx context.Context, iq *xmlstream.Element) error {
+	result, err := s.srv.cfg.Register.HandlePreAuth(ctx, iq)
+	if err != nil {
+		if reply := stanza.ErrorReply(iq, stanza.StanzaError(err)); reply != nil {
+			s.sendNow(reply)
+		}
+		return nil
+	}
+	s.sendNow(stanza.Result(iq, result))
+	return nil
+}
+
+// handleBind handles the iqs allowed between authentication and binding.
+func (s *Session) handleBind(ctx context.Context, iq *xmlstream.Element) error {
+	if iq.Name.Local != stanza.KindIQ || iq.Get("type") != "set" || iq.Child(nsBind, "bind") == nil {
+		return stanza.StreamErr("not-authorized", "bind a resource first")
+	}
+	resource := iq.Child(nsBind, "bind").Child(nsBind, "resource").Text()
+	bare, err := jid.New(s.username, s.srv.cfg.Domain.Domain(), "")
+	if err != nil {
+		return fmt.Errorf("account jid: %w", err)
+	}
+	full, err := s.srv.cfg.Router.Bind(s, bare, resource)
+	if err != nil {
+		s.sendNow(stanza.ErrorReply(iq, stanza.StanzaError(err)))
+		return nil
+	}
+	s.mu.Lock()
+	s.jid = full
+	s.bound = true
+	s.mu.Unlock()
+	s.log = s.log.With("jid", full.String())
+	_ = s.t.setReadDeadline(time.Time{})
+	s.t.setLimits(s.srv.cfg.Limits)
+	res := xmlstream.New(nsBind, "bind").Append(xmlstream.New(nsBind, "jid").SetText(full.String()))
+	s.sendNow(stanza.Result(iq, res))
+	s.log.Info("session bound")
+	return nil
+}
+
+// handleStanza checks and stamps a stanza from a bound client and hands it
+// to the router.
+func (s *Session) handleStanza(ctx context.Context, st *xmlstream.Element) error {
+	full := s.JID()
+	if from := st.Get("from"); from != "" {
+		f, err := jid.Parse(from)
+		if err != nil || (f != full && f != full.Bare()) {
+			return stanza.StreamErr("invalid-from", "'from' does not match the stream's address")
+		}
+	}
+	st.SetAttr("from", full.String())
+	if st.Name.Local == stanza.KindIQ {
+		if st.Get("id") == "" {
+			return stanza.StreamErr("invalid-xml", "iq without id")
+		}
+		if st.Child(nsSession, "session") != nil {
+			s.Send(stanza.Result(st, nil))
+			return nil
+		}
+		if st.Child(nsBind, "bind") != nil {
+			s.Send(stanza.ErrorReply(st, stanza.NotAllowed.WithText("already bound")))
+			return nil
+		}
+	}
+	if err := s.limit.Wait(ctx); err != nil {
+		return fmt.Errorf("rate limit: %w", err)
+	}
+	s.srv.cfg.Router.RouteFromClient(ctx, st)
+	return nil
+}

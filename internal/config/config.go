@@ -1,0 +1,258 @@
+// Package config reads, checks and writes the server's configuration file,
+// casp3r.toml, which lives in the data folder.
+//
+// The file is TOML (https://toml.io, v1.0). Before it is decoded, ${NAME} in
+// any line that is not a comment is replaced by the value of the environment
+// variable NAME; $$ stands for a literal $. A variable that is not set is an
+// error, so a typo does not silently become an empty value.
+//
+// Settings missing from the file take their value from [Default]; keys the
+// server does not know are an error naming them. Relative paths in the file
+// are relative to the data folder (see [Config.Path]).
+//
+// Users, invites and rooms are not configuration: they live in storage.
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// FileName is the name of the configuration file inside the data folder.
+const FileName = "casp3r.toml"
+
+// Registration policies.
+const (
+	RegistrationInvite = "invite" // accounts are created from invite links (default)
+	RegistrationOpen   = "open"   // anyone may register, also in-band (XEP-0077)
+	RegistrationClosed = "closed" // only an admin creates accounts
+)
+
+// Config is the whole configuration of one server node.
+type Config struct {
+	Dir          string  `toml:"-"`            // data folder, set by Load
+	Domain       string  `toml:"domain"`       // the XMPP domain served
+	Listen       string  `toml:"listen"`       // IP every listener binds to; "" = all addresses
+	Registration string  `toml:"registration"` // RegistrationInvite, RegistrationOpen or RegistrationClosed
+	C2S          C2S     `toml:"c2s"`
+	HTTPS        HTTPS   `toml:"https"`
+	TLS          TLS     `toml:"tls"`
+	Storage      Storage `toml:"storage"`
+	Limits       Limits  `toml:"limits"`
+	Log          Log     `toml:"log"`
+}
+
+// C2S configures client-to-server connections (RFC 6120).
+type C2S struct {
+	Port            int  `toml:"port"`             // STARTTLS port
+	DirectTLSPort   int  `toml:"direct_tls_port"`  // direct TLS port (XEP-0368); 0 = off
+	RequireTLS      bool `toml:"require_tls"`      // no authentication before TLS
+	AllowPlain      bool `toml:"allow_plain"`      // offer SASL PLAIN (only ever over TLS)
+	ScramIterations int  `toml:"scram_iterations"` // PBKDF2 iterations for new SCRAM keys
+	MaxConnections  int  `toml:"max_connections"`  // client connections at once
+}
+
+// HTTPS configures the web listener (web app, WebSocket, upload, invites).
+type HTTPS struct {
+	Port int `toml:"port"` // 0 = off
+}
+
+// TLS names the certificate and key files (PEM).
+type TLS struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// Storage configures the database.
+type Storage struct {
+	Database   string `toml:"database"`    // SQLite file
+	OfflineMax int    `toml:"offline_max"` // offline messages kept per user; 0 = none
+}
+
+// Limits bounds what one stream may cost the server.
+type Limits struct {
+	StanzaBytes        int      `toml:"stanza_bytes"`         // largest stanza after authentication
+	PreAuthStanzaBytes int      `toml:"preauth_stanza_bytes"` // largest stanza before authentication
+	Depth              int      `toml:"depth"`                // deepest element nesting
+	Attrs              int      `toml:"attrs"`                // most attributes on one element
+	StanzasPerSecond   int      `toml:"stanzas_per_second"`   // sustained rate; bursts up to twice this
+	HandshakeTimeout   Duration `toml:"handshake_timeout"`    // stream open + TLS + SASL + bind
+}
+
+// Log configures logging.
+type Log struct {
+	Level string `toml:"level"` // "debug", "info", "warn" or "error"
+}
+
+// Duration is a time.Duration written in the file as a string such as
+// "30s" or "2m30s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration such as "30s".
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write it like \"30s\" or \"2m\")", text)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a string such as "30s".
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(d.String()), nil
+}
+
+// Default returns the default configuration. Domain is empty, so it does
+// not pass Validate until a domain is set.
+func Default() Config {
+	return Config{
+		Registration: RegistrationInvite,
+		C2S: C2S{
+			Port:            5222,
+			DirectTLSPort:   5223,
+			RequireTLS:      true,
+			AllowPlain:      true,
+			ScramIterations: 4096,
+			MaxConnections:  10000,
+		},
+		HTTPS: HTTPS{Port: 5443},
+		TLS: TLS{
+			Cert: "tls/cert.pem",
+			Key:  "tls/key.pem",
+		},
+		Storage: Storage{
+			Database:   "casp3r.db",
+			OfflineMax: 1000,
+		},
+		Limits: Limits{
+			StanzaBytes:        262144,
+			PreAuthStanzaBytes: 10240,
+			Depth:              32,
+			Attrs:              64,
+			StanzasPerSecond:   200,
+			HandshakeTimeout:   Duration{30 * time.Second},
+		},
+		Log: Log{Level: "info"},
+	}
+}
+
+// Load reads dir/casp3r.toml over [Default], expanding environment
+// variables, and validates the result. Dir is set to dir made absolute.
+func Load(dir string) (*Config, error) {
+	return load(dir, os.LookupEnv)
+}
+
+func load(dir string, lookup func(string) (string, bool)) (*Config, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	path := filepath.Join(abs, FileName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	c, err := parse(string(data), lookup)
+	if err != nil {
+		return nil, fmt.Errorf("load config %s: %w", path, err)
+	}
+	c.Dir = abs
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// parse expands and decodes the file text over the defaults. It does not
+// validate.
+func parse(text string, lookup func(string) (string, bool)) (*Config, error) {
+	text, err := expandEnv(text, lookup)
+	if err != nil {
+		return nil, err
+	}
+	c := Default()
+	md, err := toml.Decode(text, &c)
+	if err != nil {
+		return nil, err
+	}
+	if keys := unknownKeys(md.Undecoded()); len(keys) > 0 {
+		return nil, fmt.Errorf("unknown keys (misspelled or misplaced?): %s", strings.Join(keys, ", "))
+	}
+	return &c, nil
+}
+
+// unknownKeys returns the undecoded keys, leaving out a table when keys
+// inside it are listed too.
+func unknownKeys(undecoded []toml.Key) []string {
+	var out []string
+	for i, k := range undecoded {
+		s := k.String()
+		parent := false
+		for j, o := range undecoded {
+			if j != i && len(o) > len(k) && strings.HasPrefix(o.String(), s+".") {
+				parent = true
+				break
+			}
+		}
+		if !parent {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// expandEnv replaces ${NAME} (and $NAME) with the environment variable's
+// value, and $$ with $, in every line that is not a comment. Line numbers
+// are kept so that decode errors point at the right line.
+func expandEnv(text string, lookup func(string) (string, bool)) (string, error) {
+	if !strings.Contains(text, "$") {
+		return text, nil
+	}
+	var missing []string
+	lineNo := 0
+	mapping := func(name string) string {
+		if name == "$" {
+			return "$"
+		}
+		v, ok := lookup(name)
+		if !ok {
+			missing = append(missing, fmt.Sprintf("line %d: environment variable %s is not set", lineNo, name))
+		}
+		return v
+	}
+	lines := strings.SplitAfter(text, "\n")
+	for i, l := range lines {
+		lineNo = i + 1
+		if !strings.Contains(l, "$") || strings.HasPrefix(strings.TrimLeft(l, " \t"), "#") {
+			continue
+		}
+		lines[i] = os.Expand(l, mapping)
+	}
+	if len(missing) > 0 {
+		return "", fmt.Errorf("expand environment: %s", strings.Join(missing, "; "))
+	}
+	return strings.Join(lines, ""), nil
+}
+
+// Path resolves a path from the file against the data folder. Absolute
+// paths stay as they are; "" stays "".
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// ListenAddr returns the address a listener on port binds to, such as
+// "192.168.1.5:5222" or ":5222".
+func (c *Config) ListenAddr(port int) string {
+	return net.JoinHostPort(c.Listen, strconv.Itoa(port))
+}

@@ -1,0 +1,185 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// FieldError is one problem found by Validate: the setting (as written in
+// the file, e.g. "c2s.port"), its value and what is wrong with it.
+type FieldError struct {
+	Field  string
+	Value  any
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	switch v := e.Value.(type) {
+	case string:
+		if v == "" {
+			return fmt.Sprintf("%s: %s", e.Field, e.Reason)
+		}
+		return fmt.Sprintf("%s: %q %s", e.Field, v, e.Reason)
+	case Duration:
+		return fmt.Sprintf("%s: %q %s", e.Field, v.String(), e.Reason)
+	default:
+		return fmt.Sprintf("%s: %v %s", e.Field, v, e.Reason)
+	}
+}
+
+// Bounds enforced by Validate.
+const (
+	minScramIterations = 4096       // RFC 7677 §4: at least 4096
+	maxScramIterations = 10_000_000 // beyond this a login takes minutes on a Pi
+	minStanzaBytes     = 10000      // RFC 6120 §13.12: accept stanzas of at least 10000 bytes
+	minPreAuthBytes    = 1024
+	minDepth           = 8
+	minAttrs           = 8
+	minHandshake       = time.Second
+)
+
+// Validate reports every problem in c, joined with errors.Join. Each one is
+// a *FieldError naming the setting and its value.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(field string, value any, reason string) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Reason: reason})
+	}
+
+	switch {
+	case c.Domain == "":
+		add("domain", c.Domain, `is not set (e.g. domain = "example.org")`)
+	default:
+		if reason := checkDomain(c.Domain); reason != "" {
+			add("domain", c.Domain, reason)
+		}
+	}
+	if c.Listen != "" {
+		if _, err := netip.ParseAddr(c.Listen); err != nil {
+			add("listen", c.Listen, `is not an IP address (use "" for all addresses; ports are set per service)`)
+		}
+	}
+	switch c.Registration {
+	case RegistrationInvite, RegistrationOpen, RegistrationClosed:
+	default:
+		add("registration", c.Registration, `is not one of "invite", "open", "closed"`)
+	}
+
+	ports := []struct {
+		field    string
+		port     int
+		zeroOff  bool
+		inactive bool
+	}{
+		{"c2s.port", c.C2S.Port, false, false},
+		{"c2s.direct_tls_port", c.C2S.DirectTLSPort, true, c.C2S.DirectTLSPort == 0},
+		{"https.port", c.HTTPS.Port, true, c.HTTPS.Port == 0},
+	}
+	for i, p := range ports {
+		switch {
+		case p.zeroOff && p.port == 0:
+			continue
+		case p.port < 1 || p.port > 65535:
+			if p.zeroOff {
+				add(p.field, p.port, "is not a port (1-65535, or 0 for off)")
+			} else {
+				add(p.field, p.port, "is not a port (1-65535)")
+			}
+			continue
+		}
+		for _, q := range ports[:i] {
+			if !q.inactive && q.port == p.port {
+				add(p.field, p.port, "is also used by "+q.field)
+				break
+			}
+		}
+	}
+	if n := c.C2S.ScramIterations; n < minScramIterations || n > maxScramIterations {
+		add("c2s.scram_iterations", n, fmt.Sprintf("is out of range (%d-%d)", minScramIterations, maxScramIterations))
+	}
+	if n := c.C2S.MaxConnections; n < 1 {
+		add("c2s.max_connections", n, "must be at least 1")
+	}
+
+	if c.TLS.Cert == "" {
+		add("tls.cert", c.TLS.Cert, "is not set")
+	}
+	if c.TLS.Key == "" {
+		add("tls.key", c.TLS.Key, "is not set")
+	}
+	if c.Storage.Database == "" {
+		add("storage.database", c.Storage.Database, "is not set")
+	}
+	if n := c.Storage.OfflineMax; n < 0 {
+		add("storage.offline_max", n, "must not be negative (0 keeps no offline messages)")
+	}
+
+	l := c.Limits
+	if l.StanzaBytes < minStanzaBytes {
+		add("limits.stanza_bytes", l.StanzaBytes, fmt.Sprintf("is below %d (RFC 6120 §13.12)", minStanzaBytes))
+	}
+	switch {
+	case l.PreAuthStanzaBytes < minPreAuthBytes:
+		add("limits.preauth_stanza_bytes", l.PreAuthStanzaBytes, fmt.Sprintf("is below %d", minPreAuthBytes))
+	case l.PreAuthStanzaBytes > l.StanzaBytes:
+		add("limits.preauth_stanza_bytes", l.PreAuthStanzaBytes, "is above limits.stanza_bytes")
+	}
+	if l.Depth < minDepth {
+		add("limits.depth", l.Depth, fmt.Sprintf("is below %d", minDepth))
+	}
+	if l.Attrs < minAttrs {
+		add("limits.attrs", l.Attrs, fmt.Sprintf("is below %d", minAttrs))
+	}
+	if l.StanzasPerSecond < 1 {
+		add("limits.stanzas_per_second", l.StanzasPerSecond, "must be at least 1")
+	}
+	if l.HandshakeTimeout.Duration < minHandshake {
+		add("limits.handshake_timeout", l.HandshakeTimeout, "is shorter than 1s")
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", c.Log.Level, `is not one of "debug", "info", "warn", "error"`)
+	}
+	return errors.Join(errs...)
+}
+
+// checkDomain returns what is wrong with d as an XMPP domain, or "". An IP
+// address is accepted as is; otherwise d must be a lower-case ASCII DNS
+// host name (internationalized names in their xn-- form).
+func checkDomain(d string) string {
+	if _, err := netip.ParseAddr(d); err == nil {
+		if strings.Contains(d, "%") {
+			return "is an IP address with a zone, which cannot be a domain"
+		}
+		return ""
+	}
+	if len(d) > 253 {
+		return "is longer than 253 characters"
+	}
+	if strings.ToLower(d) != d {
+		return fmt.Sprintf("must be lower case (%q)", strings.ToLower(d))
+	}
+	for label := range strings.SplitSeq(d, ".") {
+		if label == "" {
+			return "is not a DNS name (empty label; no leading, trailing or double dots)"
+		}
+		if len(label) > 63 {
+			return "is not a DNS name (a label is longer than 63 characters)"
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return "is not a DNS name (a label starts or ends with '-')"
+		}
+		for i := 0; i < len(label); i++ {
+			b := label[i]
+			if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-') {
+				return "is not a DNS name (letters, digits, '-' and '.' only; write international names in xn-- form)"
+			}
+		}
+	}
+	return ""
+}

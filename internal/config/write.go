@@ -1,0 +1,148 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+)
+
+// defaultFile is the commented configuration file written by WriteDefault.
+// Values come from the Config it is executed with, so they cannot drift
+// from Default; the tests check that every setting is present.
+var defaultFile = template.Must(template.New(FileName).Funcs(template.FuncMap{"q": tomlString}).Parse(
+	`# CASP3R configuration
+#
+# This file lives in the data folder. Paths in it are relative to the data
+# folder unless they start with "/". Every setting is shown with its default
+# value; if you delete a setting, the server uses that default.
+#
+# A value may take text from an environment variable: ${NAME} is replaced by
+# the value of NAME when the server starts, e.g. domain = "${CASP3R_DOMAIN}".
+# Write $$ for a literal "$". A variable that is not set is an error. Lines
+# starting with "#" are comments and are never expanded.
+#
+# After editing, check the file with "casp3r check-config".
+
+# The XMPP domain: addresses on this server look like name@domain.
+# A DNS name (chat.example.org) or an IP address.
+domain = {{q .Domain}}
+
+# The IP address every listener binds to; "" listens on all addresses.
+listen = {{q .Listen}}
+
+# Who may create an account: "invite" (only with an invite link), "open"
+# (anyone, also from XMPP apps) or "closed" (only an admin).
+registration = {{q .Registration}}
+
+# Connections from XMPP apps (clients).
+[c2s]
+# Port for connections that start TLS after connecting (the standard port).
+port = {{.C2S.Port}}
+# Port for connections that begin with TLS (XEP-0368); 0 turns it off.
+direct_tls_port = {{.C2S.DirectTLSPort}}
+# Refuse to log anyone in before the connection is encrypted.
+require_tls = {{.C2S.RequireTLS}}
+# Offer plain password login (SASL PLAIN, only ever over TLS) for older apps.
+allow_plain = {{.C2S.AllowPlain}}
+# Hashing rounds for stored passwords (SCRAM); more is safer and slower.
+scram_iterations = {{.C2S.ScramIterations}}
+# The most app connections open at once.
+max_connections = {{.C2S.MaxConnections}}
+
+# The web listener: web app, XMPP over WebSocket, file upload, invite pages.
+[https]
+# Port for HTTPS; 0 turns it off.
+port = {{.HTTPS.Port}}
+
+# The TLS certificate; "casp3r init" creates a self-signed one.
+[tls]
+# Certificate chain file (PEM).
+cert = {{q .TLS.Cert}}
+# Private key file (PEM).
+key = {{q .TLS.Key}}
+
+[storage]
+# The SQLite database file.
+database = {{q .Storage.Database}}
+# The most messages kept for a user while they are offline; 0 keeps none.
+offline_max = {{.Storage.OfflineMax}}
+
+# What one connection may cost the server.
+[limits]
+# Largest stanza in bytes once logged in (at least 10000).
+stanza_bytes = {{.Limits.StanzaBytes}}
+# Largest stanza in bytes before logging in.
+preauth_stanza_bytes = {{.Limits.PreAuthStanzaBytes}}
+# Deepest nesting of XML elements.
+depth = {{.Limits.Depth}}
+# The most attributes on one XML element.
+attrs = {{.Limits.Attrs}}
+# Stanzas per second per connection; short bursts may reach twice this.
+stanzas_per_second = {{.Limits.StanzasPerSecond}}
+# Time allowed to connect, start TLS and log in, e.g. "30s" or "1m".
+handshake_timeout = {{q .Limits.HandshakeTimeout.String}}
+
+[log]
+# How much to log: "debug", "info", "warn" or "error".
+level = {{q .Log.Level}}
+`))
+
+// WriteDefault writes dir/casp3r.toml: every setting with its default value
+// and a comment explaining it, with domain and listen filled in. It creates
+// dir (0700) if needed and writes the file with mode 0600. It refuses,
+// with an error wrapping os.ErrExist, if the file exists, and refuses a
+// domain or listen address that would not pass Validate.
+func WriteDefault(dir, domain, listen string) error {
+	c := Default()
+	c.Domain = domain
+	c.Listen = listen
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("write default config: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := defaultFile.Execute(&buf, c); err != nil {
+		return fmt.Errorf("write default config: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write default config: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write default config: %w", err)
+	}
+	_, err = f.Write(buf.Bytes())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write default config: %w", errors.Join(err, os.Remove(path)))
+	}
+	return nil
+}
+
+// tomlString quotes s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -1,0 +1,166 @@
+// Package offline implements XEP-0160 (Best Practices for Handling Offline
+// Messages): messages for an account with no available resource are stored,
+// stamped with a XEP-0203 (Delayed Delivery) <delay/>, and delivered in the
+// order they arrived to the first resource that sends initial presence with
+// a non-negative priority, then deleted.
+package offline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"casp3r/internal/router"
+	"casp3r/internal/stanza"
+	"casp3r/internal/storage"
+	"casp3r/internal/xmlstream"
+)
+
+// NSDelay is the namespace of XEP-0203 delayed delivery.
+const NSDelay = "urn:xmpp:delay"
+
+// stampLayout is the XEP-0082 DateTime profile, in UTC with milliseconds.
+const stampLayout = "2006-01-02T15:04:05.000Z"
+
+// Store is the storage the module needs; *sqlite.DB implements it.
+type Store interface {
+	// StoreOffline stores a serialised stanza for user, or fails with
+	// storage.ErrQuotaExceeded when user already has max messages.
+	StoreOffline(ctx context.Context, user string, stanza []byte, max int) error
+	// OfflineMessages returns user's stored messages, oldest first.
+	OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error)
+	// DeleteOffline deletes the given messages of user.
+	DeleteOffline(ctx context.Context, user string, ids ...int64) error
+}
+
+// Module stores and delivers offline messages. It implements
+// router.OfflineStore.
+type Module struct {
+	// Logger receives delivery problems (nil: discarded). Set it while
+	// wiring.
+	Logger *slog.Logger
+
+	domain string
+	st     Store
+	max    int
+	now    func() time.Time // tests replace it
+
+	mu       sync.Mutex
+	flushing map[string]struct{} // users whose messages are being delivered
+}
+
+var _ router.OfflineStore = (*Module)(nil)
+
+// New returns a module storing at most max messages per account, for the
+// domain r serves.
+func New(r *router.Router, st Store, max int) *Module {
+	return &Module{
+		domain:   r.Domain().String(),
+		st:       st,
+		max:      max,
+		now:      time.Now,
+		flushing: make(map[string]struct{}),
+	}
+}
+
+func (m *Module) logger() *slog.Logger {
+	if m.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return m.Logger
+}
+
+// StoreOffline stores message st for user, with a <delay/> from the domain
+// added unless st carries one already. st itself is not modified. A full
+// store fails with service-unavailable (XEP-0160 §3), as does a missing
+// account.
+func (m *Module) StoreOffline(ctx context.Context, user string, st *xmlstream.Element) error {
+	el := st
+	if st.Child(NSDelay, "delay") == nil {
+		// A shallow copy with its own node slice: st is shared with the
+		// caller and must not change.
+		c := *st
+		c.Nodes = make([]xmlstream.Node, len(st.Nodes), len(st.Nodes)+1)
+		copy(c.Nodes, st.Nodes)
+		c.Append(xmlstream.New(NSDelay, "delay",
+			"from", m.domain, "stamp", m.now().UTC().Format(stampLayout)))
+		el = &c
+	}
+	// Written with its namespace declared, as xmlstream.ParseFrame needs to
+	// give it back unchanged.
+	data := xmlstream.AppendXML(nil, el, "")
+	if err := m.st.StoreOffline(ctx, user, data, m.max); err != nil {
+		switch {
+		case errors.Is(err, storage.ErrQuotaExceeded):
+			return stanza.ServiceUnavailable.WithText("offline message storage is full")
+		case errors.Is(err, storage.ErrNotFound):
+			return stanza.ServiceUnavailable // the account was deleted meanwhile
+		}
+		return fmt.Errorf("store offline message: %w", err)
+	}
+	return nil
+}
+
+// InitialPresence delivers the stored messages of res's account to res,
+// oldest first, and deletes them. The server calls it after res sent its
+// initial presence. A resource with a negative priority gets nothing
+// (RFC 6121 §8.5.2.1.1); when two resources come online together, only one
+// of them gets the messages. A stored message that cannot be parsed is
+// logged and deleted.
+func (m *Module) InitialPresence(ctx context.Context, res router.Resource) {
+	if res.Priority < 0 {
+		return
+	}
+	user := res.JID.Local()
+	if user == "" {
+		return
+	}
+	if !m.begin(user) {
+		return
+	}
+	defer m.end(user)
+
+	log := m.logger()
+	msgs, err := m.st.OfflineMessages(ctx, user)
+	if err != nil {
+		log.Error("load offline messages", "user", user, "err", err)
+		return
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	ids := make([]int64, 0, len(msgs))
+	for _, msg := range msgs {
+		ids = append(ids, msg.ID)
+		el, err := xmlstream.ParseFrame(msg.Stanza, xmlstream.Limits{})
+		if err != nil {
+			log.Warn("drop unparsable offline message", "user", user, "id", msg.ID, "err", err)
+			continue
+		}
+		res.Session.Send(el)
+	}
+	if err := m.st.DeleteOffline(ctx, user, ids...); err != nil {
+		log.Error("delete offline messages", "user", user, "count", len(ids), "err", err)
+	}
+}
+
+// begin marks user's messages as being delivered; false if they already
+// are.
+func (m *Module) begin(user string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, busy := m.flushing[user]; busy {
+		return false
+	}
+	m.flushing[user] = struct{}{}
+	return true
+}
+
+func (m *Module) end(user string) {
+	m.mu.Lock()
+	delete(m.flushing, user)
+	m.mu.Unlock()
+}

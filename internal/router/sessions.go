@@ -1,0 +1,227 @@
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"strings"
+	"sync"
+
+	"casp3r/internal/jid"
+	"casp3r/internal/stanza"
+	"casp3r/internal/xmlstream"
+)
+
+// Session is a bound client connection as the router sees it.
+type Session interface {
+	// JID is the session's full JID.
+	JID() jid.JID
+	// Send queues st for the client; it never blocks. A session whose queue
+	// is full closes itself.
+	Send(st *xmlstream.Element)
+	// Close ends the session with a stream error (e.g. conflict).
+	Close(err *stanza.StreamError)
+}
+
+// Resource is a snapshot of one bound resource's state.
+type Resource struct {
+	Session   Session
+	JID       jid.JID
+	Available bool               // has sent initial presence and not unavailable since
+	Priority  int                // from its last available presence
+	Presence  *xmlstream.Element // last broadcast available presence, nil if none
+	// Interested is set once the resource requested the roster (RFC 6121
+	// §1.5): subscription requests and roster pushes go to interested
+	// resources.
+	Interested bool
+}
+
+type account struct {
+	res map[string]*resEntry
+}
+
+type resEntry struct {
+	Resource
+	directed map[jid.JID]struct{} // JIDs sent directed available presence
+}
+
+type sessions struct {
+	mu       sync.RWMutex
+	accounts map[string]*account // by bare JID string
+	count    int
+}
+
+func (t *sessions) init() { t.accounts = make(map[string]*account) }
+
+// Bind binds s to resource (generated when empty) of account bare. A
+// session already bound to the same full JID is closed with conflict (the
+// newest login wins, as users expect when a phone reconnects).
+func (r *Router) Bind(s Session, bare jid.JID, resource string) (jid.JID, error) {
+	if resource == "" {
+		resource = newResourceID()
+	}
+	full, err := bare.WithResource(resource)
+	if err != nil {
+		return jid.JID{}, stanza.BadRequest.WithText("invalid resource")
+	}
+	t := &r.sessions
+	t.mu.Lock()
+	acct := t.accounts[bare.String()]
+	if acct == nil {
+		acct = &account{res: make(map[string]*resEntry, 1)}
+		t.accounts[bare.String()] = acct
+	}
+	old := acct.res[full.Resource()]
+	acct.res[full.Resource()] = &resEntry{Resource: Resource{Session: s, JID: full}}
+	if old == nil {
+		t.count++
+	}
+	t.mu.Unlock()
+	if old != nil {
+		old.Session.Close(stanza.StreamErr("conflict", "replaced by a new connection"))
+	}
+	return full, nil
+}
+
+// Unbind removes s from the table. It returns the state the resource had, so
+// that the caller can broadcast unavailable presence where needed, and false
+// when s was not bound (already replaced).
+func (r *Router) Unbind(s Session) (Resource, []jid.JID, bool) {
+	full := s.JID()
+	t := &r.sessions
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	acct := t.accounts[full.Bare().String()]
+	if acct == nil {
+		return Resource{}, nil, false
+	}
+	e := acct.res[full.Resource()]
+	if e == nil || e.Session != s {
+		return Resource{}, nil, false
+	}
+	delete(acct.res, full.Resource())
+	if len(acct.res) == 0 {
+		delete(t.accounts, full.Bare().String())
+	}
+	t.count--
+	return e.Resource, directedList(e.directed), true
+}
+
+func directedList(m map[jid.JID]struct{}) []jid.JID {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]jid.JID, 0, len(m))
+	for j := range m {
+		out = append(out, j)
+	}
+	return out
+}
+
+// Resources returns snapshots of the resources bound to bare.
+func (r *Router) Resources(bare jid.JID) []Resource {
+	t := &r.sessions
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	acct := t.accounts[bare.Bare().String()]
+	if acct == nil {
+		return nil
+	}
+	out := make([]Resource, 0, len(acct.res))
+	for _, e := range acct.res {
+		out = append(out, e.Resource)
+	}
+	return out
+}
+
+// Lookup returns the resource bound to full.
+func (r *Router) Lookup(full jid.JID) (Resource, bool) {
+	t := &r.sessions
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	acct := t.accounts[full.Bare().String()]
+	if acct == nil {
+		return Resource{}, false
+	}
+	e := acct.res[full.Resource()]
+	if e == nil {
+		return Resource{}, false
+	}
+	return e.Resource, true
+}
+
+// SessionCount returns the number of bound resources.
+func (r *Router) SessionCount() int {
+	r.sessions.mu.RLock()
+	defer r.sessions.mu.RUnlock()
+	return r.sessions.count
+}
+
+// update runs fn on the entry of full under the table lock.
+func (r *Router) update(full jid.JID, fn func(e *resEntry)) bool {
+	t := &r.sessions
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	acct := t.accounts[full.Bare().String()]
+	if acct == nil {
+		return false
+	}
+	e := acct.res[full.Resource()]
+	if e == nil {
+		return false
+	}
+	fn(e)
+	return true
+}
+
+// SetPresence records the broadcast presence of full: available with
+// priority and the stanza, or unavailable (p == nil). It reports whether the
+// resource was available before.
+func (r *Router) SetPresence(full jid.JID, p *xmlstream.Element, priority int) (wasAvailable bool) {
+	r.update(full, func(e *resEntry) {
+		wasAvailable = e.Available
+		e.Available = p != nil
+		e.Priority = priority
+		e.Presence = p
+		if p == nil {
+			e.directed = nil
+		}
+	})
+	return wasAvailable
+}
+
+// SetInterested marks full as having requested its roster.
+func (r *Router) SetInterested(full jid.JID) {
+	r.update(full, func(e *resEntry) { e.Interested = true })
+}
+
+// SetDirected records (available) or forgets (!available) directed presence
+// sent by full to to.
+func (r *Router) SetDirected(full, to jid.JID, available bool) {
+	r.update(full, func(e *resEntry) {
+		if available {
+			if e.directed == nil {
+				e.directed = make(map[jid.JID]struct{})
+			}
+			e.directed[to] = struct{}{}
+		} else {
+			delete(e.directed, to)
+		}
+	})
+}
+
+func newResourceID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return "c" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// EndSession unbinds s and, when it was bound, lets the presence handler
+// broadcast its unavailable presence.
+func (r *Router) EndSession(ctx context.Context, s Session) {
+	res, directed, ok := r.Unbind(s)
+	if !ok {
+		return
+	}
+	r.presence.Ended(ctx, res, directed)
+}

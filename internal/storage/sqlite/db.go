@@ -1,0 +1,320 @@
+// Package sqlite stores account logs and their views in one SQLite file
+// (modernc.org/sqlite, pure Go).
+//
+// # Model
+//
+// Every durable change to an account is an event appended to its log (table
+// events); the views (accounts, roster, offline) are updated from the event in
+// the same transaction, and [DB.RebuildViews] recomputes them from the logs.
+// After each commit that touched an account, the head of its log is signed
+// with the account's Ed25519 key (table heads). See package storage for the
+// hash and signature formats.
+//
+// # Writes: group commit
+//
+// One writer goroutine owns the write connection. Each change is a request;
+// the writer takes all pending requests (up to maxBatch), applies them in one
+// BEGIN IMMEDIATE transaction, each inside its own SAVEPOINT so that one
+// failing request does not fail the others, commits (with synchronous=FULL,
+// so the commit is fsync'd) and answers each caller. Many appends thus share
+// one fsync.
+//
+// # Several processes
+//
+// The same file may be opened by several processes at once (the server and
+// the `casp3r user` command). Nothing read from the database is kept in
+// memory across transactions: log heads, roster versions and quotas are read
+// inside the write transaction, which holds SQLite's write lock from BEGIN
+// IMMEDIATE on. busy_timeout makes a writer wait for another process's
+// transaction instead of failing.
+//
+// # Reads
+//
+// Reads use a separate pool of read-only connections; WAL mode lets them run
+// while the writer writes.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"casp3r/internal/storage"
+)
+
+const (
+	// maxBatch is the largest number of requests applied in one transaction.
+	maxBatch = 256
+	// busyTimeoutMS is how long a connection waits for another connection
+	// (possibly in another process) to release a lock.
+	busyTimeoutMS = 10000
+	// readConns is the size of the read pool.
+	readConns = 4
+)
+
+// DB is an open SQLite store. It is safe for concurrent use.
+type DB struct {
+	path   string  // absolute path of the database file
+	w      *sql.DB // one connection, owned by the writer goroutine
+	r      *sql.DB // read pool
+	logger *slog.Logger
+
+	mu     sync.RWMutex // guards closed and sends on reqs
+	closed bool
+	reqs   chan *request
+	done   chan struct{} // closed when the writer has exited
+
+	reqPool sync.Pool
+
+	commits  atomic.Uint64
+	requests atomic.Uint64
+	received atomic.Uint64 // requests taken off reqs by the writer (for tests)
+}
+
+// Stats are counters of a DB since it was opened.
+type Stats struct {
+	// Commits is the number of write transactions committed.
+	Commits uint64
+	// Requests is the number of write requests applied (including those
+	// that failed and were rolled back to their savepoint).
+	Requests uint64
+}
+
+// Stats returns the counters of db.
+func (db *DB) Stats() Stats {
+	return Stats{Commits: db.commits.Load(), Requests: db.requests.Load()}
+}
+
+// dsn returns the data source name of path for the modernc driver. write
+// selects BEGIN IMMEDIATE transactions; readOnly, query_only connections.
+func dsn(path string, write, readOnly bool) string {
+	// SQLite URI filenames decode %XX escapes and end at '?' or '#'.
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	q := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)", busyTimeoutMS)
+	if write {
+		q += "&_txlock=immediate"
+	}
+	if readOnly {
+		q += "&_pragma=query_only(1)"
+	}
+	return "file:" + esc + "?" + q
+}
+
+// Open opens the store in the SQLite file at path, creating the file and
+// its schema if missing and migrating an older schema. logger may be nil.
+func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	w, err := sql.Open("sqlite", dsn(abs, true, false))
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open storage %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn(abs, false, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	r.SetMaxOpenConns(readConns)
+	r.SetMaxIdleConns(readConns)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open storage %s: %w", path, err)
+	}
+	db := &DB{
+		path:   abs,
+		w:      w,
+		r:      r,
+		logger: logger,
+		reqs:   make(chan *request, maxBatch),
+		done:   make(chan struct{}),
+	}
+	db.reqPool.New = func() any { return &request{done: make(chan error, 1)} }
+	t, err := newWtx(ctx, db)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open storage %s: %w", path, err)
+	}
+	go db.run(t)
+	return db, nil
+}
+
+// Close waits for the pending writes to commit, then closes the database.
+// Calls made after Close return storage.ErrClosed.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.reqs)
+	db.mu.Unlock()
+	<-db.done
+	return errors.Join(db.w.Close(), db.r.Close())
+}
+
+// request is one change submitted to the writer.
+type request struct {
+	ctx  context.Context
+	fn   func(*wtx) error // applies the change inside a savepoint
+	done chan error       // buffered (1): the outcome
+}
+
+// write submits a change to the writer and waits until the transaction that
+// applied it has committed. fn runs on the writer goroutine, inside a
+// savepoint of the batch's transaction: when it returns an error, its
+// changes are rolled back and the error is returned to the caller. ctx is
+// checked before fn runs; once fn has run the caller waits for the outcome of
+// the commit, so that a change is never reported failed when it committed.
+func (db *DB) write(ctx context.Context, fn func(*wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := db.reqPool.Get().(*request)
+	r.ctx, r.fn = ctx, fn
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		r.ctx, r.fn = nil, nil
+		db.reqPool.Put(r)
+		return storage.ErrClosed
+	}
+	db.reqs <- r
+	db.mu.RUnlock()
+	err := <-r.done
+	r.ctx, r.fn = nil, nil
+	db.reqPool.Put(r)
+	return err
+}
+
+// run is the writer goroutine: it applies batches of requests until reqs is
+// closed and drained.
+func (db *DB) run(t *wtx) {
+	defer close(db.done)
+	batch := make([]*request, 0, maxBatch)
+	errs := make([]error, 0, maxBatch)
+	for r := range db.reqs {
+		batch = append(batch[:0], r)
+		db.received.Add(1)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-db.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+				db.received.Add(1)
+			default:
+				break fill
+			}
+		}
+		errs = db.commit(t, batch, errs[:0])
+		for i, r := range batch {
+			r.done <- errs[i]
+			batch[i] = nil
+		}
+	}
+	t.close()
+}
+
+// commit applies batch in one transaction and returns the outcome of each
+// request (appended to errs).
+func (db *DB) commit(t *wtx, batch []*request, errs []error) []error {
+	ctx := context.Background() // a caller's cancellation must not abort the batch
+	fail := func(err error) []error {
+		errs = errs[:0]
+		for range batch {
+			errs = append(errs, err)
+		}
+		return errs
+	}
+	tx, err := db.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		db.logger.Error("storage: begin", "err", err)
+		return fail(fmt.Errorf("begin: %w", err))
+	}
+	t.begin(tx)
+	touched := t.touched[:0] // accounts whose logs grew in this transaction
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		db.requests.Add(1)
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+			_ = tx.Rollback() // the batch fails with err
+			return fail(fmt.Errorf("savepoint: %w", err))
+		}
+		t.appended = t.appended[:0]
+		rerr := r.fn(t)
+		if rerr != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO req"); err != nil {
+				_ = tx.Rollback() // the batch fails with err
+				return fail(fmt.Errorf("rollback to savepoint: %w (after %w)", err, rerr))
+			}
+		} else {
+			for _, a := range t.appended {
+				if !contains(touched, a) {
+					touched = append(touched, a)
+				}
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE req"); err != nil {
+			_ = tx.Rollback() // the batch fails with err
+			return fail(fmt.Errorf("release savepoint: %w", err))
+		}
+		errs = append(errs, rerr)
+	}
+	for _, acct := range touched {
+		if err := t.signHead(acct); err != nil {
+			// Only a damaged database gets here (a log without its key):
+			// the changes still commit and VerifyLog reports the stale head.
+			db.logger.Error("storage: sign log head", "account", acct, "err", err)
+		}
+	}
+	t.touched = touched[:0]
+	if err := tx.Commit(); err != nil {
+		db.logger.Error("storage: commit", "err", err)
+		// A failed COMMIT may leave the transaction open on the
+		// connection; end it so that the next batch can begin.
+		if _, err := db.w.ExecContext(ctx, "ROLLBACK"); err != nil {
+			db.logger.Debug("storage: rollback after failed commit", "err", err)
+		}
+		return fail(fmt.Errorf("commit: %w", err))
+	}
+	db.commits.Add(1)
+	return errs
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
