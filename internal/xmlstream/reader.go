@@ -117,7 +117,9 @@ func (r *Reader) ReadHeader() (Header, error) {
 		return Header{}, r.fail(&Error{Condition: "invalid-namespace",
 			Text: fmt.Sprintf("unsupported content namespace %q", def)})
 	}
-	r.base = p.ns
+	// Keep a little room for the declarations of stanzas, which are
+	// appended to the header's in place.
+	r.base = append(make([]binding, 0, len(p.ns)+4), p.ns...)
 	r.stream = p.raw
 	r.hdr = true
 	// A self-closing open tag ends the stream at once: the byte before the
@@ -191,12 +193,23 @@ func (r *Reader) begin(max int) error {
 			r.src.back = int(b)
 			r.src.start(max)
 			return nil
+		case 0xEF: // a UTF-8 byte order mark may start the document
+			if !r.hdr && r.readBOM() {
+				continue
+			}
 		}
 		if !r.hdr {
 			return r.fail(notWellFormed("text before the stream header"))
 		}
 		return r.fail(notWellFormed("text directly inside the stream"))
 	}
+}
+
+// readBOM reads the rest of a byte order mark after its first byte.
+func (r *Reader) readBOM() bool {
+	b1, err1 := r.src.readRaw()
+	b2, err2 := r.src.readRaw()
+	return err1 == nil && err2 == nil && b1 == 0xBB && b2 == 0xBF
 }
 
 func (r *Reader) fail(err error) error {
@@ -251,7 +264,7 @@ type countReader struct {
 	err        error // the last error of r
 }
 
-func (c *countReader) start(max int) { c.n, c.max = 0, max }
+func (c *countReader) start(max int) { c.n, c.max, c.err = 0, max, nil }
 
 func (c *countReader) ReadByte() (byte, error) {
 	if c.max > 0 && c.n >= c.max {
