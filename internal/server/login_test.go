@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -155,4 +156,21 @@ const stanzaNS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 func byID(id string) func(*xmlstream.Element) bool {
 	return func(e *xmlstream.Element) bool { return e.Get("id") == id }
+}
+
+func TestShutdownClosesStreams(t *testing.T) {
+	s := runServer(t, nil)
+	s.addUser("alice", "secret")
+	c := xmpptest.Login(t, s.addr(), testDomain, "alice", "secret", "pc")
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(t.Context()) }()
+	if got := c.ExpectStreamError(); got != "system-shutdown" {
+		t.Fatalf("got %q, want system-shutdown", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if _, err := net.Dial("tcp", s.addr()); err == nil {
+		t.Fatal("still accepting after shutdown")
+	}
 }

@@ -50,6 +50,9 @@ type Server struct {
 	// replace it to bind kernel-chosen ports.
 	listenAddr func(port int) string
 
+	shutdownOnce sync.Once
+	shutdownErr  error
+
 	mu    sync.Mutex
 	addrs map[string]net.Addr
 	done  chan error
@@ -250,8 +253,14 @@ func (s *Server) Router() *router.Router { return s.router }
 
 // Shutdown closes listeners, ends every stream with </stream:stream>,
 // waits for sessions to finish (until ctx expires) and closes storage so
-// that everything acknowledged is on disk.
+// that everything acknowledged is on disk. Later calls return the first
+// call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	var errs []error
 	if err := s.c2s.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close client sessions: %w", err))

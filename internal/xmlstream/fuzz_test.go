@@ -22,6 +22,11 @@ var fuzzSeeds = []string{
 	"<a xmlns=''><b xmlns:p='u'><p:c p:d='1'/></b></a>",
 	"<a></b>",
 	"text<a/>",
+	"<a xmlns:stream='urn:x'><stream:b><c xmlns='http://etherx.jabber.org/streams'><d/></c></stream:b></a>",
+	"<a xmlns:p='urn:p' xmlns:q='urn:q' p:x='1' q:x='2' x='3' xml:space='default'/>",
+	"<p:é xmlns:p='u'>&#xD;&#xA;\r\n&#x10FFFF;&#xD800;</p:é>",
+	"<a>x<![CDATA[]]>y<![CDATA[z]]><b/>w</a>",
+	"<a xmlns:xml='http://www.w3.org/XML/1998/namespace' xmlns=''><b xmlns='urn:b'/></a>",
 }
 
 // checkRoundTrip checks that e, encoded with AppendXML, reads back equal in a

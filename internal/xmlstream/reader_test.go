@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -44,6 +45,15 @@ func encodeAll(es []*Element) []string {
 		out = append(out, string(AppendXML(nil, e, NSClient)))
 	}
 	return out
+}
+
+// manyAttrs returns n attributes a0='0' a1='1'…, each with a leading space.
+func manyAttrs(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, " a%d='%d'", i, i)
+	}
+	return b.String()
 }
 
 func condition(err error) string {
@@ -89,6 +99,7 @@ func TestNext(t *testing.T) {
 			[]string{"<a xml:space='preserve'/>"}},
 		{"non-ASCII", "<body>Grüße 🌍</body>", []string{"<body>Grüße 🌍</body>"}},
 		{"non-ASCII local name after prefix", "<p:é xmlns:p='urn:p'/>", []string{"<é xmlns='urn:p'/>"}},
+		{"many attributes", "<a" + manyAttrs(20) + "/>", []string{"<a" + manyAttrs(20) + "/>"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +157,7 @@ func TestNextErrors(t *testing.T) {
 		{"text in stream", "<a/>hello<b/>", Limits{}, "not-well-formed"},
 		{"entity text in stream", "&#32;<a/>", Limits{}, "not-well-formed"},
 		{"CDATA in stream", "<![CDATA[ ]]>", Limits{}, "not-well-formed"},
+		{"byte order mark in stream", "\xEF\xBB\xBF<a/>", Limits{}, "not-well-formed"},
 		{"undeclared element prefix", "<x:a/>", Limits{}, "not-well-formed"},
 		{"undeclared attribute prefix", "<a x:b='1'/>", Limits{}, "not-well-formed"},
 		{"prefix out of scope", "<a><b xmlns:p='u'/><p:c/></a>", Limits{}, "not-well-formed"},
@@ -170,6 +182,9 @@ func TestNextErrors(t *testing.T) {
 		{"colon at start of name", "<a :b='1'/>", Limits{}, "not-well-formed"},
 		{"two colons", "<a:b:c/>", Limits{}, "not-well-formed"},
 		{"local part not a name", "<p:1a xmlns:p='u'/>", Limits{}, "not-well-formed"},
+		{"local part starts with a name character", "<p:\u00B7a xmlns:p='u'/>", Limits{}, "not-well-formed"},
+		{"namespace named xml", "<a xmlns:p='xml' p:b='1'/>", Limits{}, "not-well-formed"},
+		{"duplicate among many attributes", "<a" + manyAttrs(20) + " a7='x'/>", Limits{}, "not-well-formed"},
 		{"XML version 1.1", "<?xml version='1.1'?>", Limits{}, "not-well-formed"},
 
 		{"comment in stream", "<!-- hi -->", Limits{}, "restricted-xml"},

@@ -1,0 +1,39 @@
+# CASP3R build and test entry points. POSIX make; `make test` runs every test.
+.POSIX:
+.SUFFIXES:
+
+GO = go
+BIN = bin
+PKG = ./cmd/casp3r
+
+all: build
+
+# Static binary for this machine.
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/casp3r $(PKG)
+
+# Raspberry Pi binaries: 64-bit (arm64) and 32-bit (armv7).
+cross:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o $(BIN)/casp3r-linux-arm64 $(PKG)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -o $(BIN)/casp3r-linux-armv7 $(PKG)
+
+# Everything: static checks, unit tests, then the interop tier (real clients
+# against a real casp3r binary; see test/interop).
+test: vet unit interop
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./test/...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# Set CASP3R_REQUIRE_INTEROP=1 to fail instead of skip when a client
+# (slixmpp, go-sendxmpp, node, qemu) is missing.
+interop:
+	$(GO) test -tags integration -count=1 -timeout 20m -parallel 4 ./test/...
+
+clean:
+	rm -rf $(BIN)
+
+.PHONY: all build cross test vet unit interop clean

@@ -1,0 +1,396 @@
+// Command load puts one XMPP server on this machine under load: many
+// clients log in over STARTTLS (RFC 6120, optionally registering in-band
+// with XEP-0077 first), then stay idle or exchange chat messages, and one
+// summary is printed: logins per second, message throughput and one-way
+// latency, and the server's memory (VmRSS) before and with all clients.
+//
+//	go run ./bench/load -h
+//
+// Accounts are prefix1..prefixN with one password. Make them with
+// -register (the server needs registration = "open"), or beforehand with
+// a loop of "casp3r user add". Only loopback addresses are accepted.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"casp3r/internal/xmlstream"
+)
+
+type options struct {
+	addr, dialAddr string
+	domain         string
+	users          int
+	prefix         string
+	password       string
+	mech           string
+	concurrency    int
+	scenario       string
+	messages       int
+	rate           float64
+	hold           time.Duration
+	settle         time.Duration
+	pid            int
+	json           bool
+	timeout        time.Duration
+	register       bool
+	presence       bool
+}
+
+func main() {
+	code, err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+	}
+	os.Exit(code)
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:5222", "c2s address of the server (STARTTLS port); loopback only")
+	fs.StringVar(&o.domain, "domain", "localhost", "XMPP domain of the server")
+	fs.IntVar(&o.users, "users", 100, "number of clients, one per account prefix1..prefixN")
+	fs.StringVar(&o.prefix, "prefix", "load", "account name prefix")
+	fs.StringVar(&o.password, "password", "load-password", "password of every account")
+	fs.StringVar(&o.mech, "mech", "SCRAM-SHA-1", "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN")
+	fs.IntVar(&o.concurrency, "concurrency", 20, "logins in flight at once")
+	fs.StringVar(&o.scenario, "scenario", "login", "login (log in all, then leave), idle (log in all, hold -hold), chat (each user sends -messages to the next)")
+	fs.IntVar(&o.messages, "messages", 10, "chat: messages each user sends")
+	fs.Float64Var(&o.rate, "rate", 0, "chat: offered messages/s over all senders; 0 = saturation, one message in flight per sender")
+	fs.DurationVar(&o.hold, "hold", 10*time.Second, "idle: how long to keep the clients connected")
+	fs.DurationVar(&o.settle, "settle", 2*time.Second, "with -pid: wait before each memory reading after logins or closes")
+	fs.IntVar(&o.pid, "pid", 0, "server process id: report its VmRSS from /proc/PID/status")
+	fs.BoolVar(&o.json, "json", false, "print the summary as JSON")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
+	fs.BoolVar(&o.register, "register", false, "register each account in-band (XEP-0077) before logging in; existing accounts are fine")
+	fs.BoolVar(&o.presence, "presence", true, "send initial presence after binding (needed for chat)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: go run ./bench/load [flags]
+
+Loads one XMPP server on this machine and prints a summary. The exit status
+is 1 when a login failed, a message was lost or a connection dropped.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if o.dialAddr, err = loopbackAddr(o.addr); err != nil {
+		return nil, err
+	}
+	switch {
+	case o.users < 1 || o.users > 100000:
+		return nil, fmt.Errorf("-users %d: want 1..100000", o.users)
+	case o.concurrency < 1:
+		return nil, fmt.Errorf("-concurrency %d: want at least 1", o.concurrency)
+	case o.messages < 0 || o.messages > 1000000:
+		return nil, fmt.Errorf("-messages %d: want 0..1000000", o.messages)
+	case o.rate < 0:
+		return nil, fmt.Errorf("-rate %g: want ≥ 0", o.rate)
+	case o.timeout <= 0:
+		return nil, fmt.Errorf("-timeout must be positive")
+	case o.password == "":
+		return nil, fmt.Errorf("-password must not be empty")
+	}
+	switch o.mech {
+	case "SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN":
+	default:
+		return nil, fmt.Errorf("-mech %q: want SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN", o.mech)
+	}
+	switch o.scenario {
+	case "login", "idle":
+	case "chat":
+		if !o.presence {
+			return nil, fmt.Errorf("-scenario chat needs -presence (messages to a bare JID go to available resources)")
+		}
+	default:
+		return nil, fmt.Errorf("-scenario %q: want login, idle or chat", o.scenario)
+	}
+	return o, nil
+}
+
+// summary is what one run prints.
+type summary struct {
+	Scenario    string  `json:"scenario"`
+	Users       int     `json:"users"`
+	Mech        string  `json:"mech"`
+	Concurrency int     `json:"concurrency"`
+	FileLimit   uint64  `json:"file_limit"`
+	Registered  int     `json:"registered"`
+	Logins      int     `json:"logins"`
+	LoginFailed int     `json:"login_failures"`
+	LoginSecs   float64 `json:"login_seconds"`
+	LoginsPerS  float64 `json:"logins_per_second"`
+	LoginLat    latency `json:"login_latency"`
+	Dropped     int64   `json:"connections_dropped"`
+
+	Sent      int64   `json:"messages_sent,omitempty"`
+	Received  int64   `json:"messages_received,omitempty"`
+	Lost      int64   `json:"messages_lost,omitempty"`
+	Bounced   int64   `json:"messages_bounced,omitempty"`
+	Timeouts  int64   `json:"ack_timeouts,omitempty"`
+	ChatSecs  float64 `json:"chat_seconds,omitempty"`
+	MsgsPerS  float64 `json:"messages_per_second,omitempty"`
+	OneWayLat latency `json:"latency"`
+
+	RSSIdleKB      int64   `json:"rss_idle_kb,omitempty"`
+	RSSConnectedKB int64   `json:"rss_connected_kb,omitempty"`
+	RSSAfterKB     int64   `json:"rss_after_close_kb,omitempty"`
+	RSSPeakKB      int64   `json:"rss_peak_kb,omitempty"`
+	RSSPerClientKB float64 `json:"rss_per_client_kb,omitempty"`
+
+	Errors []string `json:"errors,omitempty"`
+}
+
+// load is the state of one run.
+type load struct {
+	o       *options
+	ctx     context.Context
+	t0      time.Time // base of the timestamps in message bodies
+	clients []*client // by user index; nil where the login failed
+	readers sync.WaitGroup
+	closing atomic.Bool
+	closed  sync.Once
+	dropped atomic.Int64
+	errs    errorTally
+	chat    *chat // nil unless -scenario chat
+}
+
+func run(args []string, stdout, stderr io.Writer) (int, error) {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0, nil
+	}
+	if err != nil {
+		return 2, err
+	}
+	s := &summary{Scenario: o.scenario, Users: o.users, Mech: o.mech, Concurrency: o.concurrency}
+	if s.FileLimit, err = raiseFileLimit(); err != nil {
+		return 2, err
+	}
+	if s.FileLimit < uint64(o.users)+64 {
+		return 2, fmt.Errorf("file limit %d is too low for %d clients (raise the hard limit: ulimit -Hn)", s.FileLimit, o.users)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	l := &load{o: o, ctx: ctx, t0: time.Now(), clients: make([]*client, o.users)}
+	if o.scenario == "chat" {
+		l.chat = newChat(l)
+	}
+	mem := func() memory {
+		if o.pid == 0 {
+			return memory{}
+		}
+		m, err := readMemory(o.pid)
+		if err != nil {
+			l.errs.add(err)
+		}
+		return m
+	}
+	settle := func() {
+		if o.pid != 0 {
+			l.wait(o.settle)
+		}
+	}
+
+	s.RSSIdleKB = mem().rss
+	l.loginAll(s)
+	settle()
+	s.RSSConnectedKB = mem().rss
+	switch o.scenario {
+	case "idle":
+		l.wait(o.hold)
+		if m := mem(); m.rss > 0 {
+			s.RSSConnectedKB = m.rss // after the hold: what idle clients cost
+		}
+	case "chat":
+		l.chat.run(s)
+	}
+	l.closeAll()
+	settle()
+	m := mem()
+	s.RSSAfterKB, s.RSSPeakKB = m.rss, m.hwm
+	if s.Logins > 0 && s.RSSConnectedKB > 0 {
+		s.RSSPerClientKB = float64(s.RSSConnectedKB-s.RSSIdleKB) / float64(s.Logins)
+	}
+	s.Dropped = l.dropped.Load()
+	if ctx.Err() != nil {
+		l.errs.add(fmt.Errorf("run cut short by -timeout %s", o.timeout))
+	}
+	s.Errors = l.errs.list()
+	if err := s.print(stdout, o.json); err != nil {
+		return 2, err
+	}
+	if s.LoginFailed > 0 || s.Lost > 0 || s.Dropped > 0 || ctx.Err() != nil {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// wait sleeps for d or until the run's deadline.
+func (l *load) wait(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-l.ctx.Done():
+	}
+}
+
+func (l *load) user(i int) string { return l.o.prefix + strconv.Itoa(i+1) }
+
+// loginAll logs every user in, -concurrency at a time, and starts a reader
+// for each connected client.
+func (l *load) loginAll(s *summary) {
+	jobs := make(chan int)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range min(l.o.concurrency, l.o.users) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				t := time.Now()
+				c, created, err := login(l.ctx, l.o, l.user(i))
+				d := time.Since(t)
+				mu.Lock()
+				if err != nil {
+					s.LoginFailed++
+				} else {
+					s.Logins++
+					lat = append(lat, d)
+					if created {
+						s.Registered++
+					}
+				}
+				mu.Unlock()
+				if err != nil {
+					l.errs.add(fmt.Errorf("login: %w", err))
+					continue
+				}
+				l.clients[i] = c
+				l.readers.Add(1)
+				go l.read(i, c)
+			}
+		}()
+	}
+	for i := 0; i < l.o.users && l.ctx.Err() == nil; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	s.LoginSecs = round3(secs)
+	s.LoginsPerS = round3(float64(s.Logins) / secs)
+	s.LoginLat = summarize(lat)
+}
+
+// read consumes what the server sends to client i until the stream ends.
+func (l *load) read(i int, c *client) {
+	defer l.readers.Done()
+	dl, _ := l.ctx.Deadline()
+	_ = c.conn.SetReadDeadline(dl)
+	for {
+		el, err := c.r.Next()
+		if err != nil {
+			if !l.closing.Load() {
+				l.dropped.Add(1)
+				l.errs.add(fmt.Errorf("connection ended early: %w", err))
+			}
+			return
+		}
+		switch el.Name.Local {
+		case "message":
+			if l.chat != nil {
+				l.chat.received(i, el)
+			}
+		case "iq":
+			if t := el.Get("type"); (t == "get" || t == "set") && el.Child("urn:xmpp:ping", "ping") != nil {
+				_ = c.send("<iq type='result' id='" + escape(el.Get("id")) + "' to='" + escape(el.Get("from")) + "'/>")
+			}
+		case "error":
+			if el.Name.Space == xmlstream.NSStream && !l.closing.Load() {
+				l.errs.add(fmt.Errorf("stream error: %s", short(el)))
+			}
+		}
+	}
+}
+
+// closeAll closes every stream, gives the server a moment to close its
+// side, then cuts what is left. Only the first call does anything.
+func (l *load) closeAll() { l.closed.Do(l.closeStreams) }
+
+func (l *load) closeStreams() {
+	l.closing.Store(true)
+	for _, c := range l.clients {
+		if c != nil {
+			c.closeStream()
+		}
+	}
+	done := make(chan struct{})
+	go func() { l.readers.Wait(); close(done) }()
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		l.errs.add(errors.New("server did not close every stream within 10s"))
+	case <-l.ctx.Done():
+	}
+	for _, c := range l.clients {
+		if c != nil {
+			_ = c.conn.Close()
+		}
+	}
+	<-done // every reader returns once its connection is closed
+}
+
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+func (s *summary) print(w io.Writer, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	p("scenario    %s: %d users, %s, %d logins in flight (file limit %d)", s.Scenario, s.Users, s.Mech, s.Concurrency, s.FileLimit)
+	p("logins      %d ok, %d failed in %.2fs: %.1f logins/s (%d accounts registered)", s.Logins, s.LoginFailed, s.LoginSecs, s.LoginsPerS, s.Registered)
+	p("login time  %s", s.LoginLat)
+	p("dropped     %d connections ended by the server before the client closed", s.Dropped)
+	if s.Scenario == "chat" {
+		p("messages    %d sent, %d received, %d lost, %d bounced, %d ack timeouts in %.2fs: %.1f msgs/s",
+			s.Sent, s.Received, s.Lost, s.Bounced, s.Timeouts, s.ChatSecs, s.MsgsPerS)
+		p("latency     %s (one-way, send to receipt)", s.OneWayLat)
+	}
+	if s.RSSIdleKB > 0 {
+		p("server RSS  idle %s, connected %s, after close %s, peak %s", mb(s.RSSIdleKB), mb(s.RSSConnectedKB), mb(s.RSSAfterKB), mb(s.RSSPeakKB))
+		p("per client  %.1f KB RSS ((connected - idle) / %d logins)", s.RSSPerClientKB, s.Logins)
+	}
+	for _, e := range s.Errors {
+		p("error       %s", e)
+	}
+	return nil
+}
+
+func mb(kb int64) string { return fmt.Sprintf("%.1f MB", float64(kb)/1024) }
