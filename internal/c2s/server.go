@@ -28,7 +28,7 @@ type Registrar interface {
 // Config holds what the client listeners need; package server fills it.
 type Config struct {
 	Domain     jid.JID
-	TLS        *tls.Config             // nil: no TLS (tests only)
+	TLS        *tls.Config              // nil: no TLS (tests only)
 	ServerCert func() *x509.Certificate // for tls-server-end-point channel binding
 	RequireTLS bool
 	SASL       *sasl.Server

@@ -94,7 +94,9 @@ func (c *Client) SendRaw(s string) {
 }
 
 // Send writes an element.
-func (c *Client) Send(el *xmlstream.Element) { c.SendRaw(string(xmlstream.AppendXML(nil, el, xmlstream.NSClient))) }
+func (c *Client) Send(el *xmlstream.Element) {
+	c.SendRaw(string(xmlstream.AppendXML(nil, el, xmlstream.NSClient)))
+}
 
 // Read returns the next element or the error that ended the stream.
 func (c *Client) Read() (*xmlstream.Element, error) {
