@@ -14,6 +14,7 @@ import (
 
 	"casp3r/internal/certs"
 	"casp3r/internal/config"
+	"casp3r/internal/server"
 	"casp3r/internal/storage/sqlite"
 )
 
@@ -73,6 +74,9 @@ func cmdInit(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	if err := certs.GenerateSelfSigned(cfg.Domain, certPath, keyPath); err != nil {
 		return fmt.Errorf("create certificate: %w", err)
+	}
+	if _, err := server.LoadOrCreateSecret(cfg.Dir); err != nil {
+		return err
 	}
 	db, err := sqlite.Open(context.Background(), cfg.Path(cfg.Storage.Database), nil)
 	if err != nil {

@@ -59,7 +59,7 @@ func TestInitAndUsers(t *testing.T) {
 			t.Errorf("%s: output %q does not contain %q", st.name, text, st.wantOut)
 		}
 	}
-	for _, f := range []string{"casp3r.toml", "tls/cert.pem", "tls/key.pem", "casp3r.db"} {
+	for _, f := range []string{"casp3r.toml", "tls/cert.pem", "tls/key.pem", "casp3r.db", "keys/server.secret"} {
 		if _, err := os.Stat(filepath.Join(data, f)); err != nil {
 			t.Errorf("init did not create %s: %v", f, err)
 		}

@@ -491,3 +491,33 @@ func TestMechanisms(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretStableSalt checks that two Servers with the same Secret show
+// the same fake salt, as a restarted server would.
+func TestSecretStableSalt(t *testing.T) {
+	serverFirst := func(s *Server) string {
+		n, err := s.Start(context.Background(), ScramSHA1, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := n.Step(context.Background(), []byte("n,,n=mallory,r=abc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, _ := strings.Cut(string(out), ",s=")
+		return rest
+	}
+	a := accounts{}
+	s1 := &Server{Lookup: a.lookup, Secret: []byte("k")}
+	s2 := &Server{Lookup: a.lookup, Secret: []byte("k")}
+	s3 := &Server{Lookup: a.lookup, Secret: []byte("other")}
+	if got, want := serverFirst(s2), serverFirst(s1); got != want {
+		t.Errorf("same secret: %q vs %q", got, want)
+	}
+	if serverFirst(s3) == serverFirst(s1) {
+		t.Errorf("different secrets give the same salt")
+	}
+	if got, want := serverFirst(s1), ",i=4096"; !strings.HasSuffix(got, want) {
+		t.Errorf("server-first ends %q, want default iterations %q", got, want)
+	}
+}

@@ -80,6 +80,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 	if err != nil {
 		return nil, fmt.Errorf("load tls certificate: %w", err)
 	}
+	secret, err := LoadOrCreateSecret(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	db, err := sqlite.Open(ctx, cfg.Path(cfg.Storage.Database), log.With("part", "storage"))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -121,6 +125,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 			Lookup:          s.credentials,
 			AllowPlain:      cfg.C2S.AllowPlain,
 			PrepareUsername: jid.PrepareLocal,
+			Secret:          secret,
 		},
 		Router: s.router,
 		PreAuthLimits: xmlstream.Limits{

@@ -23,6 +23,8 @@ import (
 )
 
 // Limits bound what a peer can make a reader hold. Zero means no limit.
+// Whatever the limits, a stream header may have at most 8 KiB and an element
+// at most 64 namespace declarations.
 type Limits struct {
 	MaxStanzaBytes int // bytes of one top-level element including its children
 	MaxDepth       int // element nesting depth below the stream element (the stanza itself is depth 1)
@@ -41,6 +43,11 @@ const (
 	// readBufSize is the buffer NewReader puts under an io.Reader that has no
 	// ReadByte method. Callers that care pass their own *bufio.Reader.
 	readBufSize = 512
+
+	// maxDecls bounds the namespace declarations on one element, which
+	// Limits.MaxAttrs does not count: no protocol needs many, and each costs
+	// a scan of the others.
+	maxDecls = 64
 
 	nsXMLNS = "http://www.w3.org/2000/xmlns/"
 )
@@ -408,7 +415,10 @@ func (p *parser) run() (*Element, error) {
 				if prolog && isSpace(t) {
 					break
 				}
-				return nil, notWellFormed("text directly inside the stream")
+				if p.mode == modeStanza {
+					return nil, notWellFormed("text directly inside the stream")
+				}
+				return nil, notWellFormed("text outside the element")
 			}
 			p.addText(t)
 		case xml.ProcInst:
@@ -542,6 +552,9 @@ func (p *parser) declare(prefix, uri string, mark int) error {
 		// Element attributes in namespace "xml" would be written back with
 		// the xml: prefix (see AppendXML); refuse the ambiguous name.
 		return notWellFormed(`namespace name "xml" is not supported`)
+	}
+	if len(p.ns)-mark >= maxDecls {
+		return policyViolation(fmt.Sprintf("more than %d namespace declarations on one element", maxDecls))
 	}
 	for _, b := range p.ns[mark:] {
 		if b.prefix == prefix {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -52,6 +53,15 @@ func manyAttrs(n int) string {
 	var b strings.Builder
 	for i := range n {
 		fmt.Fprintf(&b, " a%d='%d'", i, i)
+	}
+	return b.String()
+}
+
+// manyDecls returns n namespace declarations xmlns:p0='urn:0'…
+func manyDecls(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, " xmlns:p%d='urn:%d'", i, i)
 	}
 	return b.String()
 }
@@ -100,6 +110,7 @@ func TestNext(t *testing.T) {
 		{"non-ASCII", "<body>Grüße 🌍</body>", []string{"<body>Grüße 🌍</body>"}},
 		{"non-ASCII local name after prefix", "<p:é xmlns:p='urn:p'/>", []string{"<é xmlns='urn:p'/>"}},
 		{"many attributes", "<a" + manyAttrs(20) + "/>", []string{"<a" + manyAttrs(20) + "/>"}},
+		{"64 namespace declarations", "<a" + manyDecls(64) + "><p63:b/></a>", []string{"<a><b xmlns='urn:63'/></a>"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,6 +211,7 @@ func TestNextErrors(t *testing.T) {
 		{"too large", "<message><body>" + strings.Repeat("x", 100) + "</body></message>", Limits{MaxStanzaBytes: 100}, "policy-violation"},
 		{"too deep", "<a><b><c/></b></a>", Limits{MaxDepth: 2}, "policy-violation"},
 		{"too many attributes", "<a b='1' c='2' d='3'/>", Limits{MaxAttrs: 2}, "policy-violation"},
+		{"too many namespace declarations", "<a" + manyDecls(65) + "/>", Limits{}, "policy-violation"},
 		{"too many attributes deep", "<a><b c='1' d='2' e='3'/></a>", Limits{MaxAttrs: 2}, "policy-violation"},
 	}
 	for _, tt := range tests {
@@ -693,4 +705,39 @@ func TestGolden(t *testing.T) {
 	if !reflect.DeepEqual(again, es) {
 		t.Errorf("golden encoding reads back differently")
 	}
+}
+
+// TestIdleReaderHoldsNoBuffers reads a large stanza on many readers and
+// checks that, once the stanzas are dropped, the readers keep next to
+// nothing: no decoder buffer survives Next.
+func TestIdleReaderHoldsNoBuffers(t *testing.T) {
+	const n = 50
+	data := []byte(clientHeader + "<message><body>" + strings.Repeat("x", 64<<10) + "</body></message>")
+	readers := make([]*Reader, n)
+	for i := range readers {
+		readers[i] = NewReader(bytes.NewReader(data), Limits{})
+		if _, err := readers[i].ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := heapAlloc()
+	for _, r := range readers {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := heapAlloc()
+	per := (int64(after) - int64(before)) / n
+	t.Logf("%d bytes per reader", per)
+	if per > 1024 {
+		t.Errorf("each idle reader holds %d more bytes after a 64 KiB stanza", per)
+	}
+	runtime.KeepAlive(readers)
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

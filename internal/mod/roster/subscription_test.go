@@ -3,9 +3,11 @@ package roster
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"casp3r/internal/storage"
+	"casp3r/internal/xmlstream"
 )
 
 // parseState reads a state named as in RFC 6121 Appendix A ("None",
@@ -383,5 +385,45 @@ func TestSubscribeUnknownAccount(t *testing.T) {
 	it, _ := e.item("alice", "nobody@example.com")
 	if it.Ask {
 		t.Errorf("still pending out: %+v", it)
+	}
+}
+
+// TestConcurrentHandshakes runs the handshakes between several local users
+// at once: every user subscribes to every other, then every user approves
+// every request. Each item is changed from both ends concurrently; none of
+// the changes may be lost.
+func TestConcurrentHandshakes(t *testing.T) {
+	users := []string{"u0", "u1", "u2", "u3"}
+	e := newEnv(t, users...)
+	clients := make([]*client, len(users))
+	for i, u := range users {
+		clients[i] = e.login(u, "r", true)
+	}
+	for _, typ := range []string{"subscribe", "subscribed"} {
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			for j, u := range users {
+				if i == j {
+					continue
+				}
+				wg.Go(func() {
+					st := xmlstream.New(xmlstream.NSClient, "presence", "type", typ,
+						"from", c.jid.String(), "to", u+"@"+domain)
+					e.r.RouteFromClient(e.ctx, st)
+				})
+			}
+		}
+		wg.Wait()
+	}
+	for _, u := range users {
+		for _, v := range users {
+			if u == v {
+				continue
+			}
+			it, ok := e.item(u, v+"@"+domain)
+			if !ok || it.Subscription != storage.SubBoth || it.Ask || it.PendingIn || it.Hidden {
+				t.Errorf("%s's item for %s = %+v, want both", u, v, it)
+			}
+		}
 	}
 }

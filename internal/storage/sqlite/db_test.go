@@ -97,7 +97,7 @@ func TestBatchIsolation(t *testing.T) {
 		_, err := db.PutRosterItem(ctx, "juliet", storage.RosterItem{JID: "romeo@example.net"})
 		return err
 	})
-	waitFor(t, "4 queued requests", func() bool { return len(db.reqs) == 4 })
+	waitFor(t, "4 more requests", func() bool { return db.received.Load()-received+uint64(len(db.reqs)) == 5 })
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		t.Fatal(err)
 	}
