@@ -251,6 +251,9 @@ func (s *Session) features() *xmlstream.Element {
 	default:
 		f.Append(xmlstream.New(nsBind, "bind"))
 		f.Append(xmlstream.New(nsSession, "session").Append(xmlstream.New(nsSession, "optional")))
+		// Roster versioning (XEP-0237) and pre-approval (RFC 6121 §3.4).
+		f.Append(xmlstream.New("urn:xmpp:features:rosterver", "ver"))
+		f.Append(xmlstream.New("urn:xmpp:features:pre-approval", "sub"))
 	}
 	return f
 }

@@ -44,6 +44,9 @@ var validTests = []struct {
 	{"שלום@example.com", "שלום@example.com", "שלום", "example.com", ""},
 	{"شمس@example.com", "شمس@example.com", "شمس", "example.com", ""},
 
+	// PRECIS, unlike IDNA, has no rule against a leading combining mark.
+	{"\u0301a@example.com", "\u0301a@example.com", "\u0301a", "example.com", ""},
+
 	// Width mapping.
 	{"ＪＵＬＩＥＴ@example.com", "juliet@example.com", "juliet", "example.com", ""},
 	{"juliet@ｅｘａｍｐｌｅ．ｃｏｍ", "juliet@example.com", "juliet", "example.com", ""},
@@ -67,6 +70,7 @@ var validTests = []struct {
 	// IDNA: A-labels become U-labels, uppercase is mapped.
 	{"juliet@xn--caf-dma.example", "juliet@café.example", "juliet", "café.example", ""},
 	{"juliet@CAFÉ.example", "juliet@café.example", "juliet", "café.example", ""},
+	{"juliet@XN--CAF-DMA.example", "juliet@café.example", "juliet", "café.example", ""},
 	{"juliet@café.example", "juliet@café.example", "juliet", "café.example", ""},
 	{"juliet@例え.テスト", "juliet@例え.テスト", "juliet", "例え.テスト", ""},
 	{"juliet@例え。テスト", "juliet@例え.テスト", "juliet", "例え.テスト", ""},
@@ -123,6 +127,8 @@ var invalidTests = []string{
 	"שלוםa@example.com",
 	"١٢٣@example.com",
 	"\xff@example.com",
+	"\u2000@example.com", // EN QUAD is a space
+	"\uf8cf@example.com", // private use
 	"a\x00@example.com",
 
 	// Domainpart.

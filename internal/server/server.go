@@ -100,10 +100,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 	off.Logger = log.With("part", "offline")
 	s.router.SetOfflineStore(off)
 	rost := roster.New(s.router, db, off)
+	rost.SetLogger(log.With("part", "roster"))
 	s.router.SetPresenceHandler(rost)
 	s.router.HandleIQ(roster.NS, "query", rost)
 
-	features := []string{roster.NS, ping.NS, version.NS, "urn:xmpp:features:rosterver" /* XEP-0237 */, "msgoffline"}
+	features := []string{roster.NS, ping.NS, version.NS, "msgoffline"}
 	var reg *register.Module
 	if cfg.Registration == config.RegistrationOpen {
 		reg = register.New(domain, db, cfg.C2S.ScramIterations, true)

@@ -64,6 +64,7 @@ func TestPing(t *testing.T) {
 	}{
 		{"domain", "example.org", "get", ""},
 		{"own bare JID", "alice@example.org", "get", ""},
+		{"no to", "", "get", ""},
 		{"other account", "bob@example.org", "get", "service-unavailable"},
 		{"unknown account", "carol@example.org", "get", "service-unavailable"},
 		{"set", "example.org", "set", "service-unavailable"},

@@ -36,8 +36,8 @@ func TestInitialPresence(t *testing.T) {
 	a2.send(`<presence><priority>5</priority></presence>`)
 	a1f, a2f := a1.jid.String(), a2.jid.String()
 	expect(t, "new resource", a2.s.take(),
-		"presence available "+a2f+" > "+a2f, // own broadcast
-		"presence available "+a1f+" > "+a2f, // the other resource
+		"presence available "+a2f+" > "+a2f,                         // own broadcast
+		"presence available "+a1f+" > "+a2f,                         // the other resource
 		"presence available "+b.jid.String()+" > alice@example.com", // bob, probed
 	)
 	expect(t, "other resource", a1.s.take(),

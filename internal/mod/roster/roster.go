@@ -20,6 +20,14 @@ import (
 // NS is the roster namespace (RFC 6121 §2).
 const NS = "jabber:iq:roster"
 
+// Stream features a server using this module supports, for c2s to
+// advertise: roster versioning (XEP-0237 §3) and subscription
+// pre-approval (RFC 6121 §3.4).
+const (
+	FeatureRosterVer   = "urn:xmpp:features:rosterver"    // <ver/>
+	FeaturePreApproval = "urn:xmpp:features:pre-approval" // <sub/>
+)
+
 // Limits on what a roster set may hold (RFC 6121 §2.3.3 leaves them to the
 // server). Lengths are in bytes.
 const (
