@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -201,4 +203,25 @@ func TestAccountsSortedAndPersistent(t *testing.T) {
 		t.Errorf("Accounts after reopen = %v, %v; want %v", got, err, want)
 	}
 	mustVerify(t, db2, want...)
+}
+
+func TestOpenOddPath(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data?x=1#frag %41 ü")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "casp3r.db")
+	db := openPath(t, path)
+	mustCreate(t, db, "juliet")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at %q: %v", path, err)
+	}
+	dst := filepath.Join(dir, "backup?.db")
+	if err := db.Backup(ctx, dst); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dst); err != nil {
+		t.Fatalf("backup not at %q: %v", dst, err)
+	}
 }

@@ -258,45 +258,42 @@ func (db *DB) commit(t *wtx, batch []*request, errs []error) []error {
 		return fail(fmt.Errorf("begin: %w", err))
 	}
 	t.begin(tx)
-	touched := t.touched[:0] // accounts whose logs grew in this transaction
+	t.touched = t.touched[:0] // heads of the logs that grew in this transaction
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		db.requests.Add(1)
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+		if _, err := t.exec(sSavepoint); err != nil {
 			_ = tx.Rollback() // the batch fails with err
 			return fail(fmt.Errorf("savepoint: %w", err))
 		}
 		t.appended = t.appended[:0]
 		rerr := r.fn(t)
 		if rerr != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO req"); err != nil {
+			if _, err := t.exec(sRollbackTo); err != nil {
 				_ = tx.Rollback() // the batch fails with err
 				return fail(fmt.Errorf("rollback to savepoint: %w (after %w)", err, rerr))
 			}
 		} else {
-			for _, a := range t.appended {
-				if !contains(touched, a) {
-					touched = append(touched, a)
-				}
+			for _, h := range t.appended {
+				t.touched = setHead(t.touched, h)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE req"); err != nil {
+		if _, err := t.exec(sRelease); err != nil {
 			_ = tx.Rollback() // the batch fails with err
 			return fail(fmt.Errorf("release savepoint: %w", err))
 		}
 		errs = append(errs, rerr)
 	}
-	for _, acct := range touched {
-		if err := t.signHead(acct); err != nil {
+	for i := range t.touched {
+		if err := t.signHead(&t.touched[i]); err != nil {
 			// Only a damaged database gets here (a log without its key):
 			// the changes still commit and VerifyLog reports the stale head.
-			db.logger.Error("storage: sign log head", "account", acct, "err", err)
+			db.logger.Error("storage: sign log head", "account", t.touched[i].account, "err", err)
 		}
 	}
-	t.touched = touched[:0]
 	if err := tx.Commit(); err != nil {
 		db.logger.Error("storage: commit", "err", err)
 		// A failed COMMIT may leave the transaction open on the
@@ -310,11 +307,13 @@ func (db *DB) commit(t *wtx, batch []*request, errs []error) []error {
 	return errs
 }
 
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
+// setHead sets the head of h.account in heads to h.
+func setHead(heads []logHead, h logHead) []logHead {
+	for i := range heads {
+		if heads[i].account == h.account {
+			heads[i] = h
+			return heads
 		}
 	}
-	return false
+	return append(heads, h)
 }

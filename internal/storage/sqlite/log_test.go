@@ -7,8 +7,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"casp3r/internal/storage"
@@ -267,6 +270,20 @@ func TestMigrations(t *testing.T) {
 	if err := r.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
 	}
+	// The writer's connection commits with fsync and waits for locks.
+	var syncMode, busy int
+	err := db.write(ctx, func(t *wtx) error {
+		if err := t.tx.QueryRowContext(t.ctx, `PRAGMA synchronous`).Scan(&syncMode); err != nil {
+			return err
+		}
+		return t.tx.QueryRowContext(t.ctx, `PRAGMA busy_timeout`).Scan(&busy)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if syncMode != 2 || busy != busyTimeoutMS {
+		t.Errorf("synchronous = %d, busy_timeout = %d; want 2 (FULL), %d", syncMode, busy, busyTimeoutMS)
+	}
 	mustCreate(t, db, "juliet")
 	// Reopening an up-to-date file migrates nothing and keeps the data.
 	db2 := openPath(t, path)
@@ -279,4 +296,51 @@ func TestMigrations(t *testing.T) {
 		db3.Close()
 		t.Error("Open of a newer schema succeeded")
 	}
+}
+
+// TestBackupWhileWriting takes a backup while messages are being stored: the
+// copy is one consistent snapshot, so its logs verify and its views match its
+// logs.
+func TestBackupWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t)
+	populate(t, db)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var stored atomic.Int64
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				user := []string{"juliet", "romeo"}[w%2]
+				if err := db.StoreOffline(ctx, user, []byte(fmt.Sprintf("<m w='%d' i='%d'/>", w, i)), 0); err != nil {
+					t.Error(err)
+					return
+				}
+				stored.Add(1)
+			}
+		})
+	}
+	waitFor(t, "writes to start", func() bool { return stored.Load() > 20 })
+	dst := filepath.Join(t.TempDir(), "backup.db")
+	err := db.Backup(ctx, dst)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := openPath(t, dst)
+	mustVerify(t, b, "juliet", "romeo", "tybalt")
+	want := dumpViews(t, dst)
+	if err := b.RebuildViews(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpViews(t, dst); got != want {
+		t.Error("views of the backup do not match its logs")
+	}
+	t.Logf("%d messages stored during the backup", stored.Load())
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"casp3r/internal/storage"
 )
@@ -20,12 +21,15 @@ func scanRosterItem(s interface{ Scan(...any) error }, it *storage.RosterItem) e
 	}
 	it.Groups = nil
 	if groups.Valid {
-		if err := json.Unmarshal([]byte(groups.String), &it.Groups); err != nil {
-			return fmt.Errorf("decode groups: %w", err)
-		}
+		it.Groups = strings.Split(groups.String, groupSep)
 	}
 	return nil
 }
+
+// groupSep separates the group names of a roster item in the roster view.
+// U+001F cannot occur in XML 1.0 character data, so it cannot occur in a
+// group name (RFC 6121 §2.1.2.4); PutRosterItem refuses it.
+const groupSep = "\x1f"
 
 // Roster returns the roster of user, sorted by JID, and its version: the
 // decimal seq of the account's last roster event, "0" if none. Items with
@@ -94,6 +98,11 @@ func (db *DB) PutRosterItem(ctx context.Context, user string, it storage.RosterI
 	}
 	if len(it.Groups) == 0 {
 		it.Groups = nil
+	}
+	for _, g := range it.Groups {
+		if strings.Contains(g, groupSep) {
+			return "", fmt.Errorf("put roster item: invalid group name %q", g)
+		}
 	}
 	data, err := json.Marshal(&it)
 	if err != nil {

@@ -22,6 +22,7 @@ func TestRoster(t *testing.T) {
 	nurse := storage.RosterItem{JID: "nurse@example.com", Name: "Nurse", Groups: []string{"Servants", "Friends"}, Subscription: storage.SubBoth}
 	romeo := storage.RosterItem{JID: "romeo@example.net", Subscription: storage.SubNone, Ask: true, Approved: true}
 	romeoTo := storage.RosterItem{JID: "romeo@example.net", Name: "Romeo", Subscription: storage.SubTo}
+	odd := storage.RosterItem{JID: "benvolio@example.net", Subscription: storage.SubFrom, Groups: []string{"", "Montague ♥", "", "a,b;\"c\""}}
 	tybalt := storage.RosterItem{JID: "tybalt@example.org", Subscription: storage.SubNone, PendingIn: true, Hidden: true}
 	steps := []struct {
 		name    string
@@ -38,6 +39,8 @@ func TestRoster(t *testing.T) {
 		{name: "remove missing", del: "nurse@example.com", wantErr: storage.ErrNotFound, want: []storage.RosterItem{romeoTo, tybalt}},
 		{name: "bad subscription", put: &storage.RosterItem{JID: "x@example.com", Subscription: "maybe"}, wantErr: errAny, want: []storage.RosterItem{romeoTo, tybalt}},
 		{name: "empty JID", put: &storage.RosterItem{}, wantErr: errAny, want: []storage.RosterItem{romeoTo, tybalt}},
+		{name: "U+001F in group", put: &storage.RosterItem{JID: "x@example.com", Groups: []string{"a\x1fb"}}, wantErr: errAny, want: []storage.RosterItem{romeoTo, tybalt}},
+		{name: "empty and unicode groups", put: &odd, want: []storage.RosterItem{odd, romeoTo, tybalt}},
 	}
 	lastVer := "0"
 	for _, st := range steps {

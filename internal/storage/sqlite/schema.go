@@ -45,7 +45,7 @@ CREATE TABLE roster (
 	account      TEXT    NOT NULL,
 	jid          TEXT    NOT NULL,
 	name         TEXT    NOT NULL,
-	groups       TEXT,             -- JSON array, NULL if none
+	groups       TEXT,             -- names separated by U+001F, NULL if none
 	subscription TEXT    NOT NULL,
 	ask          INTEGER NOT NULL,
 	pending_in   INTEGER NOT NULL,

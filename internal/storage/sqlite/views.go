@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"casp3r/internal/storage"
@@ -66,11 +67,7 @@ func (t *wtx) viewAccountDeleted(account string) error {
 func (t *wtx) viewRosterSet(account string, it *storage.RosterItem, seq uint64) error {
 	var groups any // NULL when there are none
 	if len(it.Groups) > 0 {
-		g, err := json.Marshal(it.Groups)
-		if err != nil {
-			return fmt.Errorf("encode roster groups: %w", err)
-		}
-		groups = string(g)
+		groups = strings.Join(it.Groups, groupSep)
 	}
 	if _, err := t.exec(sUpsertRoster, account, it.JID, it.Name, groups, it.Subscription,
 		it.Ask, it.PendingIn, it.Approved, it.Hidden); err != nil {

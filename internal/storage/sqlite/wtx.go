@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -32,6 +33,9 @@ const (
 	sSetRosterVer
 	sRosterItemExists
 	sOfflineExists
+	sSavepoint
+	sRollbackTo
+	sRelease
 	numStmts
 )
 
@@ -62,6 +66,9 @@ var stmtSQL = [numStmts]string{
 	sSetRosterVer:     `UPDATE accounts SET roster_ver = ? WHERE name = ?`,
 	sRosterItemExists: `SELECT 1 FROM roster WHERE account = ? AND jid = ?`,
 	sOfflineExists:    `SELECT 1 FROM offline WHERE account = ? AND id = ?`,
+	sSavepoint:        `SAVEPOINT req`,
+	sRollbackTo:       `ROLLBACK TO req`,
+	sRelease:          `RELEASE req`,
 }
 
 // wtx is the writer's view of the current transaction. It is used by the
@@ -72,13 +79,13 @@ type wtx struct {
 	tx       *sql.Tx
 	stmts    [numStmts]*sql.Stmt // prepared on the write connection
 	txStmts  [numStmts]*sql.Stmt // stmts bound to tx, made on first use
-	touched  []string            // accounts whose head must be signed
-	appended []string            // accounts appended to by the current request
+	touched  []logHead           // heads to sign at the end of the transaction
+	appended []logHead           // heads appended to by the current request
 	buf      []byte              // scratch for event data
 }
 
 func newWtx(ctx context.Context, db *DB) (*wtx, error) {
-	t := &wtx{db: db, ctx: context.Background(), touched: make([]string, 0, maxBatch)}
+	t := &wtx{db: db, ctx: context.Background(), touched: make([]logHead, 0, maxBatch)}
 	for i, q := range stmtSQL {
 		st, err := db.w.PrepareContext(ctx, q)
 		if err != nil {
@@ -164,29 +171,30 @@ func (t *wtx) append(account, typ string, data []byte) (seq uint64, unixNano int
 	if _, err := t.exec(sInsertEvent, account, int64(seq), typ, data, unixNano, prev, h[:]); err != nil {
 		return 0, 0, fmt.Errorf("append %s event: %w", typ, err)
 	}
-	if !contains(t.appended, account) {
-		t.appended = append(t.appended, account)
-	}
+	t.appended = setHead(t.appended, logHead{account: account, seq: seq, hash: h})
 	return seq, unixNano, nil
 }
 
-// signHead signs the head of account's log with the account's key and
-// stores it.
-func (t *wtx) signHead(account string) error {
-	var seq uint64
-	var hash []byte
-	if err := t.queryRow(sLogHead, account).Scan(&seq, &hash); err != nil {
-		return fmt.Errorf("read log head: %w", err)
-	}
+// logHead is the last event of an account's log within the current
+// transaction.
+type logHead struct {
+	account string
+	seq     uint64
+	hash    [sha256.Size]byte
+}
+
+// signHead signs h with the account's key and stores it as the head of the
+// account's log.
+func (t *wtx) signHead(h *logHead) error {
 	var priv []byte
-	if err := t.queryRow(sPrivateKey, account).Scan(&priv); err != nil {
+	if err := t.queryRow(sPrivateKey, h.account).Scan(&priv); err != nil {
 		return fmt.Errorf("read account key: %w", err)
 	}
 	if len(priv) != ed25519.PrivateKeySize {
 		return fmt.Errorf("account key: %w", storage.ErrCorrupt)
 	}
-	sig := ed25519.Sign(ed25519.PrivateKey(priv), storage.HeadMessage(account, seq, hash))
-	if _, err := t.exec(sUpsertHead, account, int64(seq), hash, sig); err != nil {
+	sig := ed25519.Sign(ed25519.PrivateKey(priv), storage.HeadMessage(h.account, h.seq, h.hash[:]))
+	if _, err := t.exec(sUpsertHead, h.account, int64(h.seq), h.hash[:], sig); err != nil {
 		return fmt.Errorf("store log head: %w", err)
 	}
 	return nil
