@@ -12,6 +12,12 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/casp3r $(PKG)
 
+# Run a server for localhost on the embedded defaults, with its data in
+# ./data (created on the first run).
+run: build
+	test -f data/casp3r.toml || $(BIN)/casp3r init --data data --domain localhost --listen 127.0.0.1
+	$(BIN)/casp3r serve --data data
+
 # Raspberry Pi binaries: 64-bit (arm64) and 32-bit (armv7).
 cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o $(BIN)/casp3r-linux-arm64 $(PKG)
@@ -36,4 +42,4 @@ interop:
 clean:
 	rm -rf $(BIN)
 
-.PHONY: all build cross test vet unit interop clean
+.PHONY: all build run cross test vet unit interop clean

@@ -30,7 +30,10 @@ const (
 	nsRegister  = "jabber:iq:register"
 	nsRegFeat   = "http://jabber.org/features/iq-register"
 	nsSASLCB    = "urn:xmpp:sasl-cb:0"
-	maxAuthFail = 3
+	// maxAuthFail is the number of failed SASL attempts allowed (RFC 6120
+	// §6.4.5: 2 to 5). Five lets clients that try every -PLUS mechanism with
+	// a binding we cannot offer (tls-unique on TLS 1.3) reach one that works.
+	maxAuthFail = 5
 )
 
 // Session is one client connection. The reader goroutine (serve) owns all

@@ -3,6 +3,7 @@ package c2s
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -51,6 +52,8 @@ type tcpTransport struct {
 
 const readBufSize = 2048
 
+var errInjected = errors.New("plaintext before the tls handshake")
+
 func newTCPTransport(conn net.Conn, lim xmlstream.Limits) *tcpTransport {
 	t := &tcpTransport{conn: conn, limits: lim}
 	if tc, ok := conn.(*tls.Conn); ok {
@@ -96,10 +99,14 @@ func (t *tcpTransport) startTLS(cfg *tls.Config) error {
 	if t.tls != nil {
 		return fmt.Errorf("tls already on")
 	}
-	if t.br.Buffered() > 0 {
-		// Bytes after <starttls/> before the handshake would be injected
-		// plaintext (CVE-2011-1431 class).
-		return fmt.Errorf("data after starttls")
+	// Whitespace after <starttls/> is harmless (go-sendxmpp sends a
+	// newline); anything else before the handshake would be plaintext
+	// injected into the secure stream (CVE-2011-1431 class).
+	for t.br.Buffered() > 0 {
+		c, _ := t.br.ReadByte()
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return fmt.Errorf("data after starttls: %w", errInjected)
+		}
 	}
 	tc := tls.Server(t.conn, cfg)
 	if err := tc.Handshake(); err != nil {

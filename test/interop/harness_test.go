@@ -371,6 +371,12 @@ func (s *server) stop() {
 	}
 	cmd, exited := s.cmd, s.exited
 	s.cmd = nil
+	select {
+	case <-exited:
+		s.t.Errorf("casp3r serve had already exited (%v) before SIGTERM\n%s", s.waitErr, s.logTail())
+		return
+	default:
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		s.t.Errorf("SIGTERM casp3r serve: %v", err)
 	}

@@ -17,7 +17,7 @@ func TestXmppjsWebSocketWithSlixmpp(t *testing.T) {
 	alice := s.addUser("alice", pw)
 	bob := s.addUser("bob", pw)
 
-	b := startSlix(t, s, "bob", pw)
+	b := startSlix(t, s, "bob", pw, "--mech", "SCRAM-SHA-256")
 	b.waitEvent("session", nil)
 	b.ping() // Bob is online
 

@@ -8,8 +8,9 @@
 // for everything it sees ({"event":"online"|"message"|"presence"|"error"|...}).
 // It reads JSON commands from stdin, one per line:
 //   {"cmd":"send","to":"bob@interop.test","body":"hi"}   chat message
-//   {"cmd":"ping","tag":"t1"}        XEP-0199 ping to the server, answered by {"event":"pong","tag":"t1"}
-//   {"cmd":"quit"}                                       close the stream, exit 0
+//   {"cmd":"ping","tag":"t1"}     XEP-0199 ping to the server, answered by
+//                                 {"event":"pong","tag":"t1"}
+//   {"cmd":"quit"}                close the stream, exit 0
 // Closing stdin is the same as quit. Self-signed test certificates need
 // NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment. On Node 20 the global
 // WebSocket needs --experimental-websocket.

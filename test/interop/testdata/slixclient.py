@@ -77,6 +77,8 @@ class Client(slixmpp.ClientXMPP):
             # which includes the registration iqs; let them through.
             self._always_send_everything = True
             self.add_event_handler("register", self.on_register)
+        if a.mech and not a.mech.endswith("-PLUS"):
+            self.without_channel_binding()
         self.add_filter("in", self.watch_features)
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("message", self.on_message)
@@ -86,6 +88,22 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("connection_failed", lambda e: self.finish(1, f"connection failed: {e}"))
         self.add_event_handler("stream_error", lambda e: emit(event="stream_error", error=str(e)))
         self.add_event_handler("disconnected", self.on_disconnected)
+
+    def without_channel_binding(self):
+        # With a non-PLUS mechanism forced, act as a client without channel
+        # binding support (gs2 flag "n"). Otherwise slixmpp sends "y" ("I could
+        # bind but you don't offer -PLUS"), which a server that does offer
+        # -PLUS must refuse as a downgrade (RFC 5802 section 6).
+        fm = self["feature_mechanisms"]
+        creds = fm.sasl_callback
+
+        def no_cb(required, optional):
+            r = creds(required, optional)
+            if "channel_binding" in r:
+                r["channel_binding"] = None
+            return r
+
+        fm.sasl_callback = no_cb
 
     def finish(self, code, error=None):
         if error:
@@ -128,7 +146,10 @@ class Client(slixmpp.ClientXMPP):
         )
         await self.fetch_roster()
         self.send_presence()
-        asyncio.get_running_loop().add_reader(sys.stdin.fileno(), self.on_stdin)
+        try:
+            asyncio.get_running_loop().add_reader(sys.stdin.fileno(), self.on_stdin)
+        except OSError as e:  # e.g. stdin is /dev/null: no commands, run until --max-time
+            emit(event="no_commands", error=str(e))
 
     async def fetch_roster(self):
         # A plain roster get, without roster versioning (RFC 6121 2.6): the
@@ -246,7 +267,8 @@ if __name__ == "__main__":
     p.add_argument("--password", required=True)
     p.add_argument("--host", required=True, help="server address")
     p.add_argument("--port", type=int, default=5222)
-    p.add_argument("--mech", help="the only SASL mechanism to use, e.g. SCRAM-SHA-256")
+    p.add_argument("--mech", help="the only SASL mechanism to use, e.g. SCRAM-SHA-256 "
+                   "(a non-PLUS one turns channel binding off); default: slixmpp's choice")
     p.add_argument("--register", action="store_true", help="create the account first (XEP-0077)")
     p.add_argument("--max-time", type=float, default=60, help="exit 3 after this many seconds")
     p.add_argument("-v", "--verbose", action="store_true", help="slixmpp debug log on stderr")
