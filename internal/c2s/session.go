@@ -23,13 +23,13 @@ import (
 
 // Namespaces of the stream features.
 const (
-	nsTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
-	nsBind      = "urn:ietf:params:xml:ns:xmpp-bind"
-	nsSession   = "urn:ietf:params:xml:ns:xmpp-session"
-	nsRegister  = "jabber:iq:register"
-	nsRegFeat   = "http://jabber.org/features/iq-register"
-	nsSASLCB    = "urn:xmpp:sasl-cb:0"
+	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind     = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession  = "urn:ietf:params:xml:ns:xmpp-session"
+	nsRegister = "jabber:iq:register"
+	nsRegFeat  = "http://jabber.org/features/iq-register"
+	nsSASLCB   = "urn:xmpp:sasl-cb:0"
 	// maxAuthFail is the number of failed SASL attempts allowed (RFC 6120
 	// §6.4.5: 2 to 5). Five lets clients that try every -PLUS mechanism with
 	// a binding we cannot offer (tls-unique on TLS 1.3) reach one that works.

@@ -5,77 +5,25 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"casp3r/internal/jid"
 	"casp3r/internal/router"
+	"casp3r/internal/routertest"
 	"casp3r/internal/stanza"
 	"casp3r/internal/xmlstream"
 )
 
-type fakeSession struct {
-	jid jid.JID
-
-	mu   sync.Mutex
-	sent []*xmlstream.Element
-}
-
-func (s *fakeSession) JID() jid.JID              { return s.jid }
-func (s *fakeSession) Close(*stanza.StreamError) {}
-func (s *fakeSession) Send(st *xmlstream.Element) {
-	s.mu.Lock()
-	s.sent = append(s.sent, st)
-	s.mu.Unlock()
-}
-
-func (s *fakeSession) take() []*xmlstream.Element {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.sent
-	s.sent = nil
-	return out
-}
-
-type fakeDeps struct{}
-
-func (fakeDeps) Outbound(context.Context, *xmlstream.Element) error             { return nil }
-func (fakeDeps) Inbound(context.Context, *xmlstream.Element) error              { return nil }
-func (fakeDeps) Ended(context.Context, router.Resource, []jid.JID)              {}
-func (fakeDeps) StoreOffline(context.Context, string, *xmlstream.Element) error { return nil }
-
-type accounts map[string]bool
-
-func (a accounts) AccountExists(_ context.Context, user string) (bool, error) { return a[user], nil }
-
 // setup returns a router serving example.org with m wired and a session
 // bound for alice@example.org/phone.
-func setup(t *testing.T, m *Module) (*router.Router, *fakeSession) {
+func setup(t *testing.T, m *Module) (*router.Router, *routertest.Session) {
 	t.Helper()
-	r := router.New(router.Config{
+	r := routertest.NewRouter(router.Config{
 		Domain:   jid.MustParse("example.org"),
-		Presence: fakeDeps{},
-		Offline:  fakeDeps{},
-		Accounts: accounts{"alice": true, "bob": true},
+		Accounts: routertest.Accounts{"alice": true, "bob": true},
 	})
 	m.Register(r)
-	s := &fakeSession{jid: jid.MustParse("alice@example.org/phone")}
-	if _, err := r.Bind(s, s.jid.Bare(), "phone"); err != nil {
-		t.Fatal(err)
-	}
-	return r, s
-}
-
-// ask routes iq from alice's session and returns the single reply.
-func ask(t *testing.T, r *router.Router, s *fakeSession, iq *xmlstream.Element) *xmlstream.Element {
-	t.Helper()
-	iq.SetAttr("from", s.jid.String())
-	r.RouteFromClient(context.Background(), iq)
-	got := s.take()
-	if len(got) != 1 {
-		t.Fatalf("got %d replies, want 1", len(got))
-	}
-	return got[0]
+	return r, routertest.Bind(t, r, "alice@example.org/phone")
 }
 
 func query(ns, to, typ, node string) *xmlstream.Element {
@@ -122,7 +70,7 @@ func TestInfo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reply := ask(t, r, s, query(NSInfo, tt.to, "get", ""))
+			reply := routertest.Ask(t, r, s, query(NSInfo, tt.to, "get", ""))
 			if got, want := reply.Get("type"), "result"; got != want {
 				t.Fatalf("type = %q, want %q: %s", got, want, reply)
 			}
@@ -148,7 +96,7 @@ func TestInfoIdentities(t *testing.T) {
 	m := New(jid.MustParse("example.org"), ids, nil)
 	ids[0].Name = "changed" // New keeps its own copy
 	r, s := setup(t, m)
-	q := ask(t, r, s, query(NSInfo, "example.org", "get", "")).Child(NSInfo, "query")
+	q := routertest.Ask(t, r, s, query(NSInfo, "example.org", "get", "")).Child(NSInfo, "query")
 	if got, want := identities(q), []string{"server/im/Home", "pubsub/pep/"}; !slices.Equal(got, want) {
 		t.Errorf("identities = %q, want %q", got, want)
 	}
@@ -171,7 +119,7 @@ func TestItems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reply := ask(t, r, s, query(NSItems, tt.to, "get", ""))
+			reply := routertest.Ask(t, r, s, query(NSItems, tt.to, "get", ""))
 			q := reply.Child(NSItems, "query")
 			if reply.Get("type") != "result" || q == nil {
 				t.Fatalf("reply = %s", reply)
@@ -207,7 +155,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reply := ask(t, r, s, tt.iq)
+			reply := routertest.Ask(t, r, s, tt.iq)
 			if got, want := reply.Get("type"), "error"; got != want {
 				t.Fatalf("type = %q, want %q: %s", got, want, reply)
 			}

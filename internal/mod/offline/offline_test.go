@@ -14,6 +14,7 @@ import (
 
 	"casp3r/internal/jid"
 	"casp3r/internal/router"
+	"casp3r/internal/routertest"
 	"casp3r/internal/stanza"
 	"casp3r/internal/storage"
 	"casp3r/internal/storage/sqlite"
@@ -28,35 +29,6 @@ var (
 )
 
 const wantStamp = "2024-05-06T05:08:09.123Z"
-
-type fakeSession struct {
-	jid jid.JID
-
-	mu   sync.Mutex
-	sent []*xmlstream.Element
-}
-
-func (s *fakeSession) JID() jid.JID              { return s.jid }
-func (s *fakeSession) Close(*stanza.StreamError) {}
-func (s *fakeSession) Send(st *xmlstream.Element) {
-	s.mu.Lock()
-	s.sent = append(s.sent, st)
-	s.mu.Unlock()
-}
-
-func (s *fakeSession) take() []*xmlstream.Element {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.sent
-	s.sent = nil
-	return out
-}
-
-type fakePresence struct{}
-
-func (fakePresence) Outbound(context.Context, *xmlstream.Element) error { return nil }
-func (fakePresence) Inbound(context.Context, *xmlstream.Element) error  { return nil }
-func (fakePresence) Ended(context.Context, router.Resource, []jid.JID)  {}
 
 // logBuffer collects log output safely.
 type logBuffer struct {
@@ -103,7 +75,7 @@ func newEnv(t *testing.T, max int) *env {
 		}
 	}
 	e := &env{db: db, log: &logBuffer{}}
-	e.r = router.New(router.Config{Domain: domain, Presence: fakePresence{}, Accounts: db})
+	e.r = routertest.NewRouter(router.Config{Domain: domain, Accounts: db})
 	e.m = New(e.r, db, max)
 	e.m.now = func() time.Time { return stamp }
 	e.m.Logger = slog.New(slog.NewTextHandler(e.log, nil))
@@ -112,13 +84,10 @@ func newEnv(t *testing.T, max int) *env {
 }
 
 // bind binds full and marks it available with priority.
-func (e *env) bind(t *testing.T, full string, priority int) (*fakeSession, router.Resource) {
+func (e *env) bind(t *testing.T, full string, priority int) (*routertest.Session, router.Resource) {
 	t.Helper()
-	j := jid.MustParse(full)
-	s := &fakeSession{jid: j}
-	if _, err := e.r.Bind(s, j.Bare(), j.Resource()); err != nil {
-		t.Fatal(err)
-	}
+	s := routertest.Bind(t, e.r, full)
+	j := s.JID()
 	e.r.SetPresence(j, xmlstream.New(xmlstream.NSClient, "presence"), priority)
 	res, ok := e.r.Lookup(j)
 	if !ok {
@@ -228,7 +197,7 @@ func TestRouteAndDeliver(t *testing.T) {
 	for _, body := range []string{"one", "two", "three"} {
 		e.r.RouteFromClient(ctx, message(body))
 	}
-	if got := alice.take(); len(got) != 0 {
+	if got := alice.Take(); len(got) != 0 {
 		t.Fatalf("sender got %d stanzas (errors?): %v", len(got), got[0])
 	}
 	if got, want := len(e.stored(t, "bob")), 3; got != want {
@@ -237,7 +206,7 @@ func TestRouteAndDeliver(t *testing.T) {
 
 	bob, res := e.bind(t, "bob@example.org/laptop", 1)
 	e.m.InitialPresence(ctx, res)
-	got := bob.take()
+	got := bob.Take()
 	var bodies []string
 	for _, m := range got {
 		if !m.Is(xmlstream.NSClient, "message") {
@@ -258,7 +227,7 @@ func TestRouteAndDeliver(t *testing.T) {
 	// A second resource gets nothing more.
 	bob2, res2 := e.bind(t, "bob@example.org/phone", 1)
 	e.m.InitialPresence(ctx, res2)
-	if n := len(bob2.take()); n != 0 {
+	if n := len(bob2.Take()); n != 0 {
 		t.Errorf("second resource got %d messages", n)
 	}
 }
@@ -294,7 +263,7 @@ func TestInitialPresence(t *testing.T) {
 			bob, res := e.bind(t, "bob@example.org/laptop", tt.priority)
 			e.m.InitialPresence(ctx, res)
 			var bodies []string
-			for _, m := range bob.take() {
+			for _, m := range bob.Take() {
 				bodies = append(bodies, m.Child(xmlstream.NSClient, "body").Text())
 			}
 			if got := strings.Join(bodies, ","); got != tt.want {
@@ -375,7 +344,7 @@ func TestInitialPresenceStoreErrors(t *testing.T) {
 			bob, res := e.bind(t, "bob@example.org/laptop", 0)
 			m.InitialPresence(ctx, res)
 			var bodies []string
-			for _, el := range bob.take() {
+			for _, el := range bob.Take() {
 				bodies = append(bodies, el.Child(xmlstream.NSClient, "body").Text())
 			}
 			if got := strings.Join(bodies, ","); got != tt.want {
@@ -410,10 +379,10 @@ func TestInitialPresenceOnce(t *testing.T) {
 	m.InitialPresence(ctx, res2) // returns at once: delivery in progress
 	close(st.gate)
 	<-done
-	if got, want := len(s1.take()), 2; got != want {
+	if got, want := len(s1.Take()), 2; got != want {
 		t.Errorf("first resource got %d, want %d", got, want)
 	}
-	if got := len(s2.take()); got != 0 {
+	if got := len(s2.Take()); got != 0 {
 		t.Errorf("second resource got %d, want 0", got)
 	}
 	if st.loads != 1 {

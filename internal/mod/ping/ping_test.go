@@ -1,61 +1,22 @@
 package ping
 
 import (
-	"context"
-	"sync"
 	"testing"
 
 	"casp3r/internal/jid"
 	"casp3r/internal/router"
+	"casp3r/internal/routertest"
 	"casp3r/internal/stanza"
 	"casp3r/internal/xmlstream"
 )
 
-type fakeSession struct {
-	jid jid.JID
-
-	mu   sync.Mutex
-	sent []*xmlstream.Element
-}
-
-func (s *fakeSession) JID() jid.JID              { return s.jid }
-func (s *fakeSession) Close(*stanza.StreamError) {}
-func (s *fakeSession) Send(st *xmlstream.Element) {
-	s.mu.Lock()
-	s.sent = append(s.sent, st)
-	s.mu.Unlock()
-}
-
-func (s *fakeSession) take() []*xmlstream.Element {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.sent
-	s.sent = nil
-	return out
-}
-
-type fakeDeps struct{}
-
-func (fakeDeps) Outbound(context.Context, *xmlstream.Element) error             { return nil }
-func (fakeDeps) Inbound(context.Context, *xmlstream.Element) error              { return nil }
-func (fakeDeps) Ended(context.Context, router.Resource, []jid.JID)              {}
-func (fakeDeps) StoreOffline(context.Context, string, *xmlstream.Element) error { return nil }
-func (fakeDeps) AccountExists(_ context.Context, user string) (bool, error) {
-	return user == "bob", nil
-}
-
 func TestPing(t *testing.T) {
-	r := router.New(router.Config{
+	r := routertest.NewRouter(router.Config{
 		Domain:   jid.MustParse("example.org"),
-		Presence: fakeDeps{},
-		Offline:  fakeDeps{},
-		Accounts: fakeDeps{},
+		Accounts: routertest.Accounts{"bob": true},
 	})
 	Register(r)
-	s := &fakeSession{jid: jid.MustParse("alice@example.org/phone")}
-	if _, err := r.Bind(s, s.jid.Bare(), "phone"); err != nil {
-		t.Fatal(err)
-	}
+	s := routertest.Bind(t, r, "alice@example.org/phone")
 	tests := []struct {
 		name string
 		to   string
@@ -71,14 +32,9 @@ func TestPing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			iq := xmlstream.New(xmlstream.NSClient, "iq", "type", tt.typ, "id", "p1",
-				"from", s.jid.String(), "to", tt.to).Append(xmlstream.New(NS, "ping"))
-			r.RouteFromClient(context.Background(), iq)
-			got := s.take()
-			if len(got) != 1 {
-				t.Fatalf("got %d replies, want 1", len(got))
-			}
-			reply := got[0]
+			iq := xmlstream.New(xmlstream.NSClient, "iq", "type", tt.typ, "id", "p1", "to", tt.to).
+				Append(xmlstream.New(NS, "ping"))
+			reply := routertest.Ask(t, r, s, iq)
 			if got, want := reply.Get("id"), "p1"; got != want {
 				t.Errorf("id = %q, want %q", got, want)
 			}

@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"casp3r/internal/jid"
 	"casp3r/internal/router"
+	"casp3r/internal/routertest"
 	"casp3r/internal/sasl"
 	"casp3r/internal/stanza"
 	"casp3r/internal/storage"
@@ -223,36 +223,6 @@ func TestPreAuthStoreErrors(t *testing.T) {
 	}
 }
 
-type fakeSession struct {
-	jid jid.JID
-
-	mu   sync.Mutex
-	sent []*xmlstream.Element
-}
-
-func (s *fakeSession) JID() jid.JID              { return s.jid }
-func (s *fakeSession) Close(*stanza.StreamError) {}
-func (s *fakeSession) Send(st *xmlstream.Element) {
-	s.mu.Lock()
-	s.sent = append(s.sent, st)
-	s.mu.Unlock()
-}
-
-func (s *fakeSession) take() []*xmlstream.Element {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.sent
-	s.sent = nil
-	return out
-}
-
-type fakeDeps struct{}
-
-func (fakeDeps) Outbound(context.Context, *xmlstream.Element) error             { return nil }
-func (fakeDeps) Inbound(context.Context, *xmlstream.Element) error              { return nil }
-func (fakeDeps) Ended(context.Context, router.Resource, []jid.JID)              {}
-func (fakeDeps) StoreOffline(context.Context, string, *xmlstream.Element) error { return nil }
-
 func TestAuthenticated(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -310,23 +280,14 @@ func TestAuthenticated(t *testing.T) {
 			db := openDB(t)
 			createAccount(t, db, "alice", "old")
 			createAccount(t, db, "bob", "bobpw")
-			r := router.New(router.Config{Domain: domain, Presence: fakeDeps{}, Offline: fakeDeps{}, Accounts: db})
+			r := routertest.NewRouter(router.Config{Domain: domain, Accounts: db})
 			m := New(domain, db, iters, false) // closed: changes still work
 			var removed []string
 			m.OnRemove = func(_ context.Context, user string) { removed = append(removed, user) }
 			m.Register(r)
-			s := &fakeSession{jid: jid.MustParse("alice@example.org/phone")}
-			if _, err := r.Bind(s, s.jid.Bare(), "phone"); err != nil {
-				t.Fatal(err)
-			}
-			tt.iq.SetAttr("from", s.jid.String())
+			s := routertest.Bind(t, r, "alice@example.org/phone")
 			tt.iq.SetAttr("to", tt.to)
-			r.RouteFromClient(context.Background(), tt.iq)
-			got := s.take()
-			if len(got) != 1 {
-				t.Fatalf("got %d replies, want 1", len(got))
-			}
-			reply := got[0]
+			reply := routertest.Ask(t, r, s, tt.iq)
 			if tt.cond != "" {
 				if e := stanza.ParseError(reply); reply.Get("type") != "error" || e == nil || e.Condition != tt.cond {
 					t.Errorf("reply = %s, want error %s", reply, tt.cond)

@@ -13,6 +13,7 @@ import (
 
 	"casp3r/internal/jid"
 	"casp3r/internal/router"
+	"casp3r/internal/routertest"
 	"casp3r/internal/stanza"
 	"casp3r/internal/storage"
 	"casp3r/internal/storage/sqlite"
@@ -26,30 +27,6 @@ var (
 )
 
 const domain = "example.com"
-
-// fakeSession records what it is sent.
-type fakeSession struct {
-	jid jid.JID
-
-	mu   sync.Mutex
-	sent []*xmlstream.Element
-}
-
-func (s *fakeSession) JID() jid.JID              { return s.jid }
-func (s *fakeSession) Close(*stanza.StreamError) {}
-func (s *fakeSession) Send(st *xmlstream.Element) {
-	s.mu.Lock()
-	s.sent = append(s.sent, st)
-	s.mu.Unlock()
-}
-
-func (s *fakeSession) take() []*xmlstream.Element {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.sent
-	s.sent = nil
-	return out
-}
 
 // fakeRemote records the stanzas routed to other domains.
 type fakeRemote struct {
@@ -71,10 +48,6 @@ func (f *fakeRemote) take() []*xmlstream.Element {
 	f.sent = nil
 	return out
 }
-
-type noOffline struct{}
-
-func (noOffline) StoreOffline(context.Context, string, *xmlstream.Element) error { return nil }
 
 // hookRecorder is an AvailableHook that records the resources it is told of.
 type hookRecorder struct {
@@ -114,9 +87,8 @@ func newEnv(t *testing.T, users ...string) *env {
 		}
 	}
 	e := &env{t: t, ctx: ctx, db: db, remote: &fakeRemote{}, hook: &hookRecorder{}}
-	e.r = router.New(router.Config{
+	e.r = routertest.NewRouter(router.Config{
 		Domain:   jid.MustParse(domain),
-		Offline:  noOffline{},
 		Accounts: db,
 		Remote:   e.remote,
 	})
@@ -129,7 +101,7 @@ func newEnv(t *testing.T, users ...string) *env {
 // client is a bound local session.
 type client struct {
 	e   *env
-	s   *fakeSession
+	s   *routertest.Session
 	jid jid.JID
 }
 
@@ -137,18 +109,12 @@ type client struct {
 // initial presence, and the stanzas this caused are discarded.
 func (e *env) login(user, resource string, roster bool) *client {
 	e.t.Helper()
-	bare := jid.MustParse(user + "@" + domain)
-	s := &fakeSession{}
-	full, err := e.r.Bind(s, bare, resource)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	s.jid = full
-	c := &client{e: e, s: s, jid: full}
+	s := routertest.Bind(e.t, e.r, user+"@"+domain+"/"+resource)
+	c := &client{e: e, s: s, jid: s.JID()}
 	if roster {
 		c.send(`<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>`)
 		c.send(`<presence/>`)
-		c.s.take()
+		c.s.Take()
 	}
 	return c
 }

@@ -29,22 +29,22 @@ func TestInitialPresence(t *testing.T) {
 	b := e.login("bob", "laptop", true)
 	a1 := e.login("alice", "phone", true)
 	e.hook.got = nil
-	b.s.take()
+	b.s.Take()
 	e.remote.take()
 
 	a2 := e.login("alice", "tablet", false)
 	a2.send(`<presence><priority>5</priority></presence>`)
 	a1f, a2f := a1.jid.String(), a2.jid.String()
-	expect(t, "new resource", a2.s.take(),
+	expect(t, "new resource", a2.s.Take(),
 		"presence available "+a2f+" > "+a2f,                         // own broadcast
 		"presence available "+a1f+" > "+a2f,                         // the other resource
 		"presence available "+b.jid.String()+" > alice@example.com", // bob, probed
 	)
-	expect(t, "other resource", a1.s.take(),
+	expect(t, "other resource", a1.s.Take(),
 		"presence available "+a2f+" > "+a1f,
 		"presence available "+b.jid.String()+" > alice@example.com", // the probe's answer goes to the bare JID
 	)
-	expect(t, "bob", b.s.take(), "presence available "+a2f+" > bob@example.com")
+	expect(t, "bob", b.s.Take(), "presence available "+a2f+" > bob@example.com")
 	expect(t, "remote", e.remote.take(),
 		"presence available "+a2f+" > carol@remote.example",
 		"presence probe alice@example.com > dave@remote.example",
@@ -60,10 +60,10 @@ func TestInitialPresence(t *testing.T) {
 	// Subsequent presence: broadcast again, no probes, no hooks.
 	e.hook.got = nil
 	a2.send(`<presence><show>dnd</show></presence>`)
-	expect(t, "bob", b.s.take(), "presence available "+a2f+" > bob@example.com")
+	expect(t, "bob", b.s.Take(), "presence available "+a2f+" > bob@example.com")
 	expect(t, "remote", e.remote.take(), "presence available "+a2f+" > carol@remote.example")
-	expect(t, "other resource", a1.s.take(), "presence available "+a2f+" > "+a1f)
-	expect(t, "self", a2.s.take(), "presence available "+a2f+" > "+a2f)
+	expect(t, "other resource", a1.s.Take(), "presence available "+a2f+" > "+a1f)
+	expect(t, "self", a2.s.Take(), "presence available "+a2f+" > "+a2f)
 	if len(e.hook.got) != 0 {
 		t.Errorf("hooks called on subsequent presence: %v", e.hook.got)
 	}
@@ -105,8 +105,8 @@ func TestProbe(t *testing.T) {
 		probe(tt.from, "alice@example.com")
 		expect(t, tt.from, e.remote.take(), tt.want)
 	}
-	expect(t, "prober's user", a.s.take())
-	expect(t, "idle resource", a2.s.take())
+	expect(t, "prober's user", a.s.Take())
+	expect(t, "idle resource", a2.s.Take())
 
 	// A probe to an account that does not exist is answered as one from a
 	// non-subscriber.
@@ -123,13 +123,13 @@ func TestProbeLocal(t *testing.T) {
 	b := e.login("bob", "laptop", true)                    // but bob has no item for her
 	a := e.login("alice", "phone", false)
 	a.send(`<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>`)
-	a.s.take()
+	a.s.Take()
 	a.send(`<presence/>`)
-	expect(t, "alice", a.s.take(),
+	expect(t, "alice", a.s.Take(),
 		"presence available "+a.jid.String()+" > "+a.jid.String(),
 		"push bob@example.com none > "+a.jid.String(),
 		"presence unsubscribed bob@example.com > alice@example.com")
-	expect(t, "bob", b.s.take())
+	expect(t, "bob", b.s.Take())
 }
 
 // TestUnavailable checks the unavailable broadcast, explicit and when the
@@ -143,16 +143,16 @@ func TestUnavailable(t *testing.T) {
 	b := e.login("bob", "laptop", true)
 	a1 := e.login("alice", "phone", true)
 	a2 := e.login("alice", "tablet", true)
-	a1.s.take()
-	b.s.take()
+	a1.s.Take()
+	b.s.Take()
 	e.remote.take()
 	a1f, a2f := a1.jid.String(), a2.jid.String()
 
 	a1.send(`<presence type='unavailable'><status>bye</status></presence>`)
-	expect(t, "bob", b.s.take(), "presence unavailable "+a1f+" > bob@example.com")
+	expect(t, "bob", b.s.Take(), "presence unavailable "+a1f+" > bob@example.com")
 	expect(t, "remote", e.remote.take(), "presence unavailable "+a1f+" > carol@remote.example")
-	expect(t, "other resource", a2.s.take(), "presence unavailable "+a1f+" > "+a2f)
-	expect(t, "self", a1.s.take())
+	expect(t, "other resource", a2.s.Take(), "presence unavailable "+a1f+" > "+a2f)
+	expect(t, "self", a1.s.Take())
 	if res, _ := e.r.Lookup(a1.jid); res.Available || res.Presence != nil {
 		t.Errorf("still available: %+v", res)
 	}
@@ -161,14 +161,14 @@ func TestUnavailable(t *testing.T) {
 	// nothing more.
 	a1.send(`<presence type='unavailable'/>`)
 	a1.logout()
-	expect(t, "bob again", b.s.take())
+	expect(t, "bob again", b.s.Take())
 	expect(t, "remote again", e.remote.take())
 
 	// The end of an available session is broadcast as unavailable.
 	a2.logout()
-	expect(t, "bob", b.s.take(), "presence unavailable "+a2f+" > bob@example.com")
+	expect(t, "bob", b.s.Take(), "presence unavailable "+a2f+" > bob@example.com")
 	expect(t, "remote", e.remote.take(), "presence unavailable "+a2f+" > carol@remote.example")
-	expect(t, "ended session", a2.s.take())
+	expect(t, "ended session", a2.s.Take())
 }
 
 // TestDirectedPresence checks that directed presence is routed, and that
@@ -236,22 +236,22 @@ func TestInboundDelivery(t *testing.T) {
 	a1 := e.login("alice", "phone", true)
 	a2 := e.login("alice", "tablet", true)
 	idle := e.login("alice", "idle", false)
-	a1.s.take()
-	a2.s.take()
+	a1.s.Take()
+	a2.s.Take()
 
 	e.inject(`<presence from='carol@remote.example/x' to='alice@example.com'/>`)
-	expect(t, "bare: phone", a1.s.take(), "presence available carol@remote.example/x > alice@example.com")
-	expect(t, "bare: tablet", a2.s.take(), "presence available carol@remote.example/x > alice@example.com")
-	expect(t, "bare: idle", idle.s.take())
+	expect(t, "bare: phone", a1.s.Take(), "presence available carol@remote.example/x > alice@example.com")
+	expect(t, "bare: tablet", a2.s.Take(), "presence available carol@remote.example/x > alice@example.com")
+	expect(t, "bare: idle", idle.s.Take())
 
 	e.inject(`<presence from='carol@remote.example/x' to='` + a2.jid.String() + `' type='unavailable'/>`)
-	expect(t, "full: phone", a1.s.take())
-	expect(t, "full: tablet", a2.s.take(), "presence unavailable carol@remote.example/x > "+a2.jid.String())
+	expect(t, "full: phone", a1.s.Take())
+	expect(t, "full: tablet", a2.s.Take(), "presence unavailable carol@remote.example/x > "+a2.jid.String())
 
 	e.inject(`<presence from='carol@remote.example/x' to='alice@example.com/nothere'/>`)
 	e.inject(`<presence from='carol@remote.example/x' to='nobody@example.com'/>`)
-	expect(t, "nowhere: phone", a1.s.take())
-	expect(t, "nowhere: tablet", a2.s.take())
+	expect(t, "nowhere: phone", a1.s.Take())
+	expect(t, "nowhere: tablet", a2.s.Take())
 	expect(t, "nowhere: remote", e.remote.take())
 
 	e.inject(`<presence from='carol@remote.example/x' to='alice@example.com' type='bogus'/>`)
@@ -268,11 +268,11 @@ func TestOutboundErrors(t *testing.T) {
 		`<presence type='probe'/>`,
 	} {
 		a.send(raw)
-		expect(t, raw, a.s.take(), "presence error example.com > "+a.jid.String())
+		expect(t, raw, a.s.Take(), "presence error example.com > "+a.jid.String())
 	}
 	// Subscribing to oneself does nothing.
 	a.send(`<presence type='subscribe' to='alice@example.com'/>`)
-	expect(t, "self", a.s.take())
+	expect(t, "self", a.s.Take())
 	if _, ok := e.item("alice", "alice@example.com"); ok {
 		t.Error("self item stored")
 	}

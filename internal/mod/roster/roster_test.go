@@ -23,7 +23,7 @@ func (e *env) rosterVer(user string) string {
 func (c *client) reply(t *testing.T) *xmlstream.Element {
 	t.Helper()
 	var iqs []*xmlstream.Element
-	for _, st := range c.s.take() {
+	for _, st := range c.s.Take() {
 		if st.Name.Local == "iq" && st.Get("type") != "set" {
 			iqs = append(iqs, st)
 		}
@@ -109,7 +109,7 @@ func TestRosterGet(t *testing.T) {
 
 	// A change gives a new version, carried by the push.
 	a.send(`<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='erin@example.com'/></query></iq>`)
-	got := a.s.take()
+	got := a.s.Take()
 	newVer := e.rosterVer("alice")
 	if newVer == ver {
 		t.Fatal("roster version unchanged by a set")
@@ -136,14 +136,14 @@ func TestRosterSet(t *testing.T) {
 	a1 := e.login("alice", "phone", true)
 	a2 := e.login("alice", "tablet", true)
 	a3 := e.login("alice", "plain", false) // never asked for the roster
-	a1.s.take()
+	a1.s.Take()
 
 	a1.send(`<iq type='set' id='s1'><query xmlns='jabber:iq:roster'>` +
 		`<item jid='Bob@Example.com' name='Bobby' subscription='both' ask='subscribe'><group>Friends</group><group>Chess</group></item>` +
 		`</query></iq>`)
-	expect(t, "sender", a1.s.take(), "push bob@example.com none > "+a1.jid.String(), "result s1")
-	expect(t, "other interested", a2.s.take(), "push bob@example.com none > "+a2.jid.String())
-	expect(t, "not interested", a3.s.take())
+	expect(t, "sender", a1.s.Take(), "push bob@example.com none > "+a1.jid.String(), "result s1")
+	expect(t, "other interested", a2.s.Take(), "push bob@example.com none > "+a2.jid.String())
+	expect(t, "not interested", a3.s.Take())
 	it, ok := e.item("alice", "bob@example.com")
 	if !ok || it.Name != "Bobby" || !slices.Equal(it.Groups, []string{"Friends", "Chess"}) ||
 		it.Subscription != storage.SubNone || it.Ask {
@@ -153,7 +153,7 @@ func TestRosterSet(t *testing.T) {
 	// An update keeps the subscription state and replaces name and groups.
 	e.put("alice", storage.RosterItem{JID: "bob@example.com", Name: "Bobby", Subscription: storage.SubTo, PendingIn: true})
 	a1.send(`<iq type='set' id='s2'><query xmlns='jabber:iq:roster'><item jid='bob@example.com'/></query></iq>`)
-	got := a1.s.take()
+	got := a1.s.Take()
 	expect(t, "update", got, "push bob@example.com to > "+a1.jid.String(), "result s2")
 	it, _ = e.item("alice", "bob@example.com")
 	if it.Name != "" || len(it.Groups) != 0 || it.Subscription != storage.SubTo || !it.PendingIn {
@@ -163,10 +163,10 @@ func TestRosterSet(t *testing.T) {
 	// Adding someone whose request is pending makes the hidden item
 	// visible, still pending.
 	e.inject(`<presence from='carol@remote.example' to='alice@example.com' type='subscribe'/>`)
-	a1.s.take()
-	a2.s.take()
+	a1.s.Take()
+	a2.s.Take()
 	a1.send(`<iq type='set' id='s3'><query xmlns='jabber:iq:roster'><item jid='carol@remote.example' name='Carol'/></query></iq>`)
-	expect(t, "unhide", a1.s.take(), "push carol@remote.example none > "+a1.jid.String(), "result s3")
+	expect(t, "unhide", a1.s.Take(), "push carol@remote.example none > "+a1.jid.String(), "result s3")
 	it, _ = e.item("alice", "carol@remote.example")
 	if it.Hidden || !it.PendingIn || it.Name != "Carol" {
 		t.Errorf("unhidden %+v", it)
@@ -235,15 +235,15 @@ func TestRosterRemove(t *testing.T) {
 	e.subscribe("bob", "alice@example.com", storage.SubBoth)
 	b := e.login("bob", "laptop", true)
 	a := e.login("alice", "phone", true)
-	b.s.take()
+	b.s.Take()
 	af, bf := a.jid.String(), b.jid.String()
 
 	a.send(`<iq type='set' id='rm'><query xmlns='jabber:iq:roster'><item jid='bob@example.com' subscription='remove'/></query></iq>`)
-	expect(t, "alice", a.s.take(),
+	expect(t, "alice", a.s.Take(),
 		"push bob@example.com remove > "+af,
 		"result rm",
 		"presence unavailable "+bf+" > alice@example.com")
-	expect(t, "bob", b.s.take(),
+	expect(t, "bob", b.s.Take(),
 		"push alice@example.com to > "+bf,
 		"push alice@example.com none > "+bf,
 		"presence unsubscribe alice@example.com > bob@example.com",
@@ -258,9 +258,9 @@ func TestRosterRemove(t *testing.T) {
 
 	// Removing a pending request denies it.
 	e.inject(`<presence from='carol@remote.example' to='alice@example.com' type='subscribe'/>`)
-	a.s.take()
+	a.s.Take()
 	e.remote.take()
 	a.send(`<iq type='set' id='rm2'><query xmlns='jabber:iq:roster'><item jid='carol@remote.example' subscription='remove'/></query></iq>`)
-	expect(t, "hidden remove", a.s.take(), "result rm2")
+	expect(t, "hidden remove", a.s.Take(), "result rm2")
 	expect(t, "carol", e.remote.take(), "presence unsubscribed alice@example.com > carol@remote.example")
 }

@@ -173,7 +173,7 @@ func TestTransitions(t *testing.T) {
 			it := storage.RosterItem{JID: contact}
 			before.setOn(&it)
 			e.put("alice", it)
-			alice.s.take()
+			alice.s.Take()
 			e.remote.take()
 
 			if tt.dir == "out" {
@@ -220,7 +220,7 @@ func TestTransitions(t *testing.T) {
 			if tt.deliver {
 				delivered = append(delivered, "presence "+tt.typ+" "+contact+" > "+bare)
 			}
-			expect(t, "user", alice.s.take(), delivered...)
+			expect(t, "user", alice.s.Take(), delivered...)
 		})
 	}
 }
@@ -264,8 +264,8 @@ func TestHandshake(t *testing.T) {
 	}
 	for _, st := range steps {
 		st.by.send(st.send)
-		expect(t, st.name+": alice", a.s.take(), st.wantA...)
-		expect(t, st.name+": bob", b.s.take(), st.wantB...)
+		expect(t, st.name+": alice", a.s.Take(), st.wantA...)
+		expect(t, st.name+": bob", b.s.Take(), st.wantB...)
 	}
 	for _, c := range [][2]string{{"alice", bj}, {"bob", aj}} {
 		it, ok := e.item(c[0], c[1])
@@ -279,13 +279,13 @@ func TestHandshake(t *testing.T) {
 
 	// Now subscribed both ways, presence flows both ways.
 	a.send(`<presence><show>away</show></presence>`)
-	expect(t, "bob", b.s.take(), "presence available "+af+" > "+bj)
-	expect(t, "alice", a.s.take(), "presence available "+af+" > "+af)
+	expect(t, "bob", b.s.Take(), "presence available "+af+" > "+bj)
+	expect(t, "alice", a.s.Take(), "presence available "+af+" > "+af)
 
 	// A cancels B's subscription: B is told, and sees A go offline.
 	a.send(`<presence to='bob@example.com' type='unsubscribed'/>`)
-	expect(t, "alice", a.s.take(), "push "+bj+" to > "+af)
-	expect(t, "bob", b.s.take(),
+	expect(t, "alice", a.s.Take(), "push "+bj+" to > "+af)
+	expect(t, "bob", b.s.Take(),
 		"push "+aj+" from > "+bf,
 		"presence unsubscribed "+aj+" > "+bj,
 		"presence unavailable "+af+" > "+bj)
@@ -306,33 +306,33 @@ func TestPendingIn(t *testing.T) {
 	// A resource that has not requested the roster is not asked.
 	a := e.login("alice", "phone", false)
 	e.inject(`<presence from='carol@remote.example' to='alice@example.com' type='subscribe'/>`)
-	expect(t, "before roster get", a.s.take())
+	expect(t, "before roster get", a.s.Take())
 
 	a.send(`<iq type='get' id='g1'><query xmlns='jabber:iq:roster'/></iq>`)
-	got := a.s.take()
+	got := a.s.Take()
 	if len(got) != 1 || got[0].Get("type") != "result" || len(got[0].First().Children()) != 0 {
 		t.Fatalf("roster get = %v, want an empty roster", describeAll(got))
 	}
 	a.send(`<presence/>`)
-	expect(t, "initial presence", a.s.take(),
+	expect(t, "initial presence", a.s.Take(),
 		"presence available "+a.jid.String()+" > "+a.jid.String(),
 		"presence subscribe carol@remote.example > "+bare)
 
 	// Delivered live now that the resource is available and interested.
 	e.inject(`<presence from='carol@remote.example' to='alice@example.com' type='subscribe'/>`)
-	expect(t, "live", a.s.take(), "presence subscribe carol@remote.example > "+bare)
+	expect(t, "live", a.s.Take(), "presence subscribe carol@remote.example > "+bare)
 
 	// A second resource gets it at its initial presence too.
 	a2 := e.login("alice", "tablet", false)
 	a2.send(`<presence/>`)
-	expect(t, "second resource", a2.s.take(),
+	expect(t, "second resource", a2.s.Take(),
 		"presence available "+a2.jid.String()+" > "+a2.jid.String(),
 		"presence available "+a.jid.String()+" > "+a2.jid.String(),
 		"presence subscribe carol@remote.example > "+bare)
-	a.s.take()
+	a.s.Take()
 
 	a.send(`<presence to='carol@remote.example' type='subscribed'/>`)
-	expect(t, "approve", a.s.take(), "push carol@remote.example from > "+a.jid.String())
+	expect(t, "approve", a.s.Take(), "push carol@remote.example from > "+a.jid.String())
 	expect(t, "carol", e.remote.take(),
 		"presence subscribed "+bare+" > carol@remote.example",
 		"presence available "+a.jid.String()+" > carol@remote.example",
@@ -354,7 +354,7 @@ func TestDeniedPendingIn(t *testing.T) {
 			e := newEnv(t, "alice")
 			a := e.login("alice", "phone", true)
 			e.inject(`<presence from='carol@remote.example' to='alice@example.com' type='subscribe'/>`)
-			a.s.take()
+			a.s.Take()
 			if tt.by == "user" {
 				a.send(tt.raw)
 			} else {
@@ -363,7 +363,7 @@ func TestDeniedPendingIn(t *testing.T) {
 			if it, ok := e.item("alice", "carol@remote.example"); ok {
 				t.Errorf("item left: %+v", it)
 			}
-			for _, st := range a.s.take() {
+			for _, st := range a.s.Take() {
 				if st.Name.Local == "iq" {
 					t.Errorf("pushed %s", describe(st))
 				}
@@ -378,7 +378,7 @@ func TestSubscribeUnknownAccount(t *testing.T) {
 	e := newEnv(t, "alice")
 	a := e.login("alice", "phone", true)
 	a.send(`<presence to='nobody@example.com' type='subscribe'/>`)
-	expect(t, "alice", a.s.take(),
+	expect(t, "alice", a.s.Take(),
 		"push nobody@example.com none ask > "+a.jid.String(),
 		"push nobody@example.com none > "+a.jid.String(),
 		"presence unsubscribed nobody@example.com > alice@example.com")
