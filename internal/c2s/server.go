@@ -147,7 +147,7 @@ func (s *Server) startSession(t transport, secure bool) bool {
 	sess.log = s.log.With("conn", s.nextID, "remote", t.remoteAddr())
 	sess.q = newOutQueue(s.cfg.MaxQueueBytes, t.write, t.setWriteDeadline, func(err error) {
 		sess.log.Debug("write failed", "err", err)
-		_ = t.close()
+		_ = t.abort()
 	})
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
@@ -198,7 +198,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for sess := range s.sessions {
-			_ = sess.t.close()
+			_ = sess.t.abort()
 		}
 		s.mu.Unlock()
 		<-done

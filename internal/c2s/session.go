@@ -98,7 +98,7 @@ func (s *Session) Close(e *stanza.StreamError) {
 	last = append(last, s.t.closeBytes())
 	go func() {
 		s.q.closeAfter(last...)
-		_ = s.t.close()
+		s.t.interrupt()
 	}()
 }
 
@@ -127,6 +127,12 @@ func (s *Session) serve(ctx context.Context) {
 	_ = s.t.setReadDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
 	err := s.run(ctx)
 	s.finish(err)
+}
+
+func (s *Session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 func (s *Session) isBound() bool {
@@ -179,6 +185,9 @@ func (s *Session) run(ctx context.Context) error {
 	}
 	for {
 		el, err := s.t.next()
+		if s.isClosed() {
+			return nil // closed by Close from another goroutine
+		}
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -38,7 +39,15 @@ type transport interface {
 	tlsState() *tls.ConnectionState
 	canStartTLS() bool
 	remoteAddr() string
+	// interrupt wakes a reader blocked in next or readOpen; the reader then
+	// ends the session.
+	interrupt()
+	// close closes the connection, gently: after our side is written, it
+	// reads and drops what the client still sends for a moment, so that
+	// the client sees our last words instead of a connection reset.
 	close() error
+	// abort closes the connection at once.
+	abort() error
 }
 
 // tcpTransport is XML streamed over a TCP (or TLS) connection.
@@ -139,4 +148,23 @@ func (t *tcpTransport) tlsState() *tls.ConnectionState {
 
 func (t *tcpTransport) canStartTLS() bool  { return t.tls == nil }
 func (t *tcpTransport) remoteAddr() string { return t.conn.RemoteAddr().String() }
-func (t *tcpTransport) close() error       { return t.conn.Close() }
+func (t *tcpTransport) interrupt()         { _ = t.conn.SetReadDeadline(time.Now()) }
+func (t *tcpTransport) abort() error       { return t.conn.Close() }
+
+// lingerBytes and lingerTime bound what close drains from a client that
+// keeps sending.
+const (
+	lingerBytes = 256 << 10
+	lingerTime  = time.Second
+)
+
+func (t *tcpTransport) close() error {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := t.conn.(closeWriter); ok {
+		if err := cw.CloseWrite(); err == nil {
+			_ = t.conn.SetReadDeadline(time.Now().Add(lingerTime))
+			_, _ = io.CopyN(io.Discard, t.br, lingerBytes)
+		}
+	}
+	return t.conn.Close()
+}

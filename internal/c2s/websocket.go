@@ -174,4 +174,6 @@ func (t *wsTransport) setWriteDeadline(d time.Time) error {
 	return nil
 }
 
+func (t *wsTransport) interrupt()   { _ = t.conn.CloseNow() }
 func (t *wsTransport) close() error { return t.conn.CloseNow() }
+func (t *wsTransport) abort() error { return t.conn.CloseNow() }
