@@ -17,6 +17,7 @@ import (
 	"casp3r/internal/router"
 	"casp3r/internal/sasl"
 	"casp3r/internal/stanza"
+	"casp3r/internal/stream"
 	"casp3r/internal/xmlstream"
 )
 
@@ -145,7 +146,7 @@ func (s *Server) startSession(t transport, secure bool) bool {
 		limit:  rate.NewLimiter(rate.Limit(s.cfg.StanzasPerSecond), 2*s.cfg.StanzasPerSecond),
 	}
 	sess.log = s.log.With("conn", s.nextID, "remote", t.remoteAddr())
-	sess.q = newOutQueue(s.cfg.MaxQueueBytes, t.write, t.setWriteDeadline, func(err error) {
+	sess.q = stream.NewQueue(s.cfg.MaxQueueBytes, t.write, t.setWriteDeadline, func(err error) {
 		sess.log.Debug("write failed", "err", err)
 		_ = t.abort()
 	})

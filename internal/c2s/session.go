@@ -18,6 +18,7 @@ import (
 	"casp3r/internal/router"
 	"casp3r/internal/sasl"
 	"casp3r/internal/stanza"
+	"casp3r/internal/stream"
 	"casp3r/internal/xmlstream"
 )
 
@@ -41,7 +42,7 @@ const (
 type Session struct {
 	srv  *Server
 	t    transport
-	q    *outQueue
+	q    *stream.Queue
 	log  *slog.Logger
 	id   string
 	lang string
@@ -74,7 +75,7 @@ func (s *Session) JID() jid.JID {
 // a client that does not read its stanzas cannot hold the server's memory.
 func (s *Session) Send(st *xmlstream.Element) {
 	frame := s.t.encode(nil, st)
-	if !s.q.push(frame) {
+	if !s.q.Push(frame) {
 		s.Close(stanza.StreamErr("policy-violation", "too many stanzas waiting for a slow client"))
 	}
 }
@@ -97,15 +98,15 @@ func (s *Session) Close(e *stanza.StreamError) {
 	}
 	last = append(last, s.t.closeBytes())
 	go func() {
-		s.q.closeAfter(last...)
+		s.q.CloseAfter(last...)
 		s.t.interrupt()
 	}()
 }
 
 // sendNow writes el and waits until it is on the wire (negotiation steps).
 func (s *Session) sendNow(el *xmlstream.Element) {
-	s.q.push(s.t.encode(nil, el))
-	s.q.flush()
+	s.q.Push(s.t.encode(nil, el))
+	s.q.Flush()
 }
 
 func newStreamID() string {
@@ -121,7 +122,7 @@ func (s *Session) serve(ctx context.Context) {
 		if s.isBound() {
 			s.srv.cfg.Router.EndSession(context.WithoutCancel(ctx), s)
 		}
-		s.q.flush()
+		s.q.Flush()
 		_ = s.t.close()
 	}()
 	_ = s.t.setReadDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
@@ -148,7 +149,7 @@ func (s *Session) finish(err error) {
 	s.closed = true
 	s.mu.Unlock()
 	if already {
-		s.q.flush()
+		s.q.Flush()
 		return
 	}
 	var se *stanza.StreamError
@@ -159,7 +160,7 @@ func (s *Session) finish(err error) {
 		s.log.Debug("stream closed by client")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		s.log.Debug("connection closed", "err", err)
-		s.q.closeAfter()
+		s.q.CloseAfter()
 		return
 	case errors.As(err, &se):
 	case errors.As(err, &xe):
@@ -176,7 +177,7 @@ func (s *Session) finish(err error) {
 		last = append(last, s.t.encode(nil, se.Element()))
 	}
 	last = append(last, s.t.closeBytes())
-	s.q.closeAfter(last...)
+	s.q.CloseAfter(last...)
 }
 
 func (s *Session) run(ctx context.Context) error {
@@ -203,7 +204,7 @@ func (s *Session) openStream() error {
 	h, err := s.t.readOpen()
 	// Our header goes out before any error, so that a stream error has a
 	// stream to travel in (RFC 6120 §4.9.1.2).
-	s.q.push(s.t.openBytes(s.id, s.srv.cfg.Domain.String(), "en"))
+	s.q.Push(s.t.openBytes(s.id, s.srv.cfg.Domain.String(), "en"))
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,9 @@ type Config struct {
 	Domain       string  `toml:"domain"`       // the XMPP domain served
 	Listen       string  `toml:"listen"`       // IP every listener binds to; "" = all addresses
 	Registration string  `toml:"registration"` // RegistrationInvite, RegistrationOpen or RegistrationClosed
+	Federation   string  `toml:"federation"`   // FederationOpen, FederationDenylist, FederationAllowlist or FederationPrivate
 	C2S          C2S     `toml:"c2s"`
+	S2S          S2S     `toml:"s2s"`
 	HTTPS        HTTPS   `toml:"https"`
 	TLS          TLS     `toml:"tls"`
 	Storage      Storage `toml:"storage"`
@@ -57,6 +59,27 @@ type C2S struct {
 	AllowPlain      bool `toml:"allow_plain"`      // offer SASL PLAIN (only ever over TLS)
 	ScramIterations int  `toml:"scram_iterations"` // PBKDF2 iterations for new SCRAM keys
 	MaxConnections  int  `toml:"max_connections"`  // client connections at once
+}
+
+// Federation modes: whom the server exchanges stanzas with.
+const (
+	FederationOpen      = "open"      // every server, except denied domains
+	FederationDenylist  = "denylist"  // the same: every server except denied domains
+	FederationAllowlist = "allowlist" // only allowed domains
+	FederationPrivate   = "private"   // no other server at all
+)
+
+// S2S configures server-to-server connections (federation, RFC 6120).
+type S2S struct {
+	Port          int               `toml:"port"`            // STARTTLS port; 0 = no incoming federation
+	DirectTLSPort int               `toml:"direct_tls_port"` // direct TLS port (XEP-0368); 0 = off
+	Dialback      bool              `toml:"dialback"`        // accept and use Server Dialback (XEP-0220) where certificates do not validate
+	CAFile        string            `toml:"ca_file"`         // extra trusted CA certificates (PEM) for peers; "" = system roots only
+	StanzaBytes   int               `toml:"stanza_bytes"`    // largest stanza from another server
+	IdleTimeout   Duration          `toml:"idle_timeout"`    // close connections idle this long
+	Allow         []string          `toml:"allow"`           // domains allowed (allowlist mode)
+	Deny          []string          `toml:"deny"`            // domains refused in every mode
+	Routes        map[string]string `toml:"routes"`          // domain → host:port, overriding DNS
 }
 
 // HTTPS configures the web listener (web app, WebSocket, upload, invites).
@@ -115,6 +138,7 @@ func (d Duration) MarshalText() ([]byte, error) {
 func Default() Config {
 	return Config{
 		Registration: RegistrationInvite,
+		Federation:   FederationOpen,
 		C2S: C2S{
 			Port:            5222,
 			DirectTLSPort:   5223,
@@ -122,6 +146,16 @@ func Default() Config {
 			AllowPlain:      true,
 			ScramIterations: 4096,
 			MaxConnections:  10000,
+		},
+		S2S: S2S{
+			Port:          5269,
+			DirectTLSPort: 5270,
+			Dialback:      true,
+			StanzaBytes:   524288,
+			IdleTimeout:   Duration{5 * time.Minute},
+			Allow:         []string{},
+			Deny:          []string{},
+			Routes:        map[string]string{},
 		},
 		HTTPS: HTTPS{Port: 5443},
 		TLS: TLS{

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -76,6 +77,8 @@ func (c *Config) Validate() error {
 	}{
 		{"c2s.port", c.C2S.Port, false, false},
 		{"c2s.direct_tls_port", c.C2S.DirectTLSPort, true, c.C2S.DirectTLSPort == 0},
+		{"s2s.port", c.S2S.Port, true, c.S2S.Port == 0},
+		{"s2s.direct_tls_port", c.S2S.DirectTLSPort, true, c.S2S.DirectTLSPort == 0},
 		{"https.port", c.HTTPS.Port, true, c.HTTPS.Port == 0},
 	}
 	for i, p := range ports {
@@ -96,6 +99,35 @@ func (c *Config) Validate() error {
 				break
 			}
 		}
+	}
+	switch c.Federation {
+	case FederationOpen, FederationDenylist, FederationAllowlist, FederationPrivate:
+	default:
+		add("federation", c.Federation, `is not one of "open", "denylist", "allowlist", "private"`)
+	}
+	for i, d := range c.S2S.Allow {
+		if reason := checkDomain(d); reason != "" {
+			add(fmt.Sprintf("s2s.allow[%d]", i), d, reason)
+		}
+	}
+	for i, d := range c.S2S.Deny {
+		if reason := checkDomain(d); reason != "" {
+			add(fmt.Sprintf("s2s.deny[%d]", i), d, reason)
+		}
+	}
+	for d, addr := range c.S2S.Routes {
+		if reason := checkDomain(d); reason != "" {
+			add("s2s.routes", d, reason)
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			add("s2s.routes."+d, addr, `is not host:port (e.g. "192.168.1.20:5269")`)
+		}
+	}
+	if c.S2S.StanzaBytes < minStanzaBytes {
+		add("s2s.stanza_bytes", c.S2S.StanzaBytes, fmt.Sprintf("is below %d (RFC 6120 §13.12)", minStanzaBytes))
+	}
+	if c.S2S.IdleTimeout.Duration < time.Second {
+		add("s2s.idle_timeout", c.S2S.IdleTimeout, "is shorter than 1s")
 	}
 	if n := c.C2S.ScramIterations; n < minScramIterations || n > maxScramIterations {
 		add("c2s.scram_iterations", n, fmt.Sprintf("is out of range (%d-%d)", minScramIterations, maxScramIterations))

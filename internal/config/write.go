@@ -38,6 +38,13 @@ listen = {{q .Listen}}
 # (anyone, also from XMPP apps) or "closed" (only an admin).
 registration = {{q .Registration}}
 
+# Which other servers this one talks to (federation): "open" (all),
+# "denylist" (all but the denied ones), "allowlist" (only the allowed ones)
+# or "private" (none). Denied domains are refused in every mode. Lists are
+# in [s2s]; "casp3r federation allow|deny DOMAIN" changes them while the
+# server runs.
+federation = {{q .Federation}}
+
 # Connections from XMPP apps (clients).
 [c2s]
 # Port for connections that start TLS after connecting (the standard port).
@@ -53,6 +60,32 @@ scram_iterations = {{.C2S.ScramIterations}}
 # The most app connections open at once.
 max_connections = {{.C2S.MaxConnections}}
 
+# Connections with other servers (federation).
+[s2s]
+# Port other servers connect to (the standard port); 0 refuses incoming
+# federation.
+port = {{.S2S.Port}}
+# Port for server connections that begin with TLS (XEP-0368); 0 turns it off.
+direct_tls_port = {{.S2S.DirectTLSPort}}
+# Accept servers whose certificate cannot be checked (self-signed, on a LAN)
+# by calling them back (Server Dialback); false requires valid certificates.
+dialback = {{.S2S.Dialback}}
+# Extra certificate authorities (PEM file) trusted for other servers.
+ca_file = {{q .S2S.CAFile}}
+# Largest stanza in bytes from another server.
+stanza_bytes = {{.S2S.StanzaBytes}}
+# Close a connection to another server after this long without traffic.
+idle_timeout = {{q .S2S.IdleTimeout.String}}
+# Domains allowed in "allowlist" mode, e.g. ["example.org", "friends.net"].
+allow = [{{range $i, $d := .S2S.Allow}}{{if $i}}, {{end}}{{q $d}}{{end}}]
+# Domains refused in every mode.
+deny = [{{range $i, $d := .S2S.Deny}}{{if $i}}, {{end}}{{q $d}}{{end}}]
+
+# Where to reach a domain, instead of asking DNS: "domain" = "host:port".
+# Useful on a LAN, e.g. "pi.home" = "192.168.1.20:5269".
+[s2s.routes]
+{{range $d, $a := .S2S.Routes}}{{q $d}} = {{q $a}}
+{{end}}
 # The web listener: web app, XMPP over WebSocket, file upload, invite pages.
 [https]
 # Port for HTTPS; 0 turns it off.

@@ -1,14 +1,18 @@
-package c2s
+// Package stream holds what client and server streams (RFC 6120) share
+// beyond XML parsing: the bounded outbound queue that a connection writes
+// through in batches.
+package stream
 
 import (
 	"sync"
 	"time"
 )
 
-// outQueue is a session's bounded outbound queue. Senders append encoded
+// Queue is a connection's bounded outbound queue. Senders append encoded
 // elements; a writer goroutine is started only while the queue is not
-// empty and writes everything queued in one batch (one syscall on TCP).
-type outQueue struct {
+// empty and writes everything queued in one batch (one syscall on TCP), so
+// an idle connection holds no writer goroutine.
+type Queue struct {
 	mu       sync.Mutex
 	frames   [][]byte
 	bytes    int
@@ -22,15 +26,17 @@ type outQueue struct {
 	setWD    func(time.Time) error
 }
 
-func newOutQueue(max int, write func([][]byte) error, setWriteDeadline func(time.Time) error, onFail func(error)) *outQueue {
-	q := &outQueue{max: max, write: write, onFail: onFail, deadline: 30 * time.Second, setWD: setWriteDeadline}
+// NewQueue returns a queue of at most max bytes writing with write; setWriteDeadline
+// (optional) bounds each batch, and onFail is told of a failed write.
+func NewQueue(max int, write func([][]byte) error, setWriteDeadline func(time.Time) error, onFail func(error)) *Queue {
+	q := &Queue{max: max, write: write, onFail: onFail, deadline: 30 * time.Second, setWD: setWriteDeadline}
 	q.idle = sync.NewCond(&q.mu)
 	return q
 }
 
-// push queues one encoded element. It reports false when the queue is over
+// Push queues one encoded element. It reports false when the queue is over
 // its bound or closed; the caller then ends the session.
-func (q *outQueue) push(frame []byte) bool {
+func (q *Queue) Push(frame []byte) bool {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -53,7 +59,7 @@ func (q *outQueue) push(frame []byte) bool {
 	return true
 }
 
-func (q *outQueue) run() {
+func (q *Queue) run() {
 	for {
 		q.mu.Lock()
 		frames := q.frames
@@ -83,8 +89,8 @@ func (q *outQueue) run() {
 	}
 }
 
-// flush waits until everything queued so far was written (or failed).
-func (q *outQueue) flush() {
+// Flush waits until everything queued so far was written (or failed).
+func (q *Queue) Flush() {
 	q.mu.Lock()
 	for q.writing {
 		q.idle.Wait()
@@ -92,11 +98,11 @@ func (q *outQueue) flush() {
 	q.mu.Unlock()
 }
 
-// closeAfter queues the last frames, waits until they are written and
+// CloseAfter queues the last frames, waits until they are written and
 // refuses anything after them.
-func (q *outQueue) closeAfter(last ...[]byte) {
+func (q *Queue) CloseAfter(last ...[]byte) {
 	for _, f := range last {
-		q.push(f)
+		q.Push(f)
 	}
 	q.mu.Lock()
 	q.closed = true
