@@ -1,14 +1,11 @@
 package c2s
 
 import (
-	"bufio"
 	"crypto/tls"
-	"errors"
-	"fmt"
-	"io"
 	"net"
 	"time"
 
+	"casp3r/internal/stream"
 	"casp3r/internal/xmlstream"
 )
 
@@ -52,29 +49,15 @@ type transport interface {
 
 // tcpTransport is XML streamed over a TCP (or TLS) connection.
 type tcpTransport struct {
-	conn   net.Conn
-	br     *bufio.Reader
-	r      *xmlstream.Reader
-	limits xmlstream.Limits
-	tls    *tls.Conn
+	*stream.Conn
 }
-
-const readBufSize = 2048
-
-var errInjected = errors.New("plaintext before the tls handshake")
 
 func newTCPTransport(conn net.Conn, lim xmlstream.Limits) *tcpTransport {
-	t := &tcpTransport{conn: conn, limits: lim}
-	if tc, ok := conn.(*tls.Conn); ok {
-		t.tls = tc
-	}
-	t.br = bufio.NewReaderSize(conn, readBufSize)
-	t.r = xmlstream.NewReader(t.br, lim)
-	return t
+	return &tcpTransport{stream.NewConn(conn, lim)}
 }
 
-func (t *tcpTransport) readOpen() (xmlstream.Header, error) { return t.r.ReadHeader() }
-func (t *tcpTransport) next() (*xmlstream.Element, error)   { return t.r.Next() }
+func (t *tcpTransport) readOpen() (xmlstream.Header, error) { return t.ReadHeader() }
+func (t *tcpTransport) next() (*xmlstream.Element, error)   { return t.Next() }
 
 func (t *tcpTransport) openBytes(id, domain, lang string) []byte {
 	b := make([]byte, 0, 256)
@@ -94,77 +77,15 @@ func (t *tcpTransport) encode(b []byte, el *xmlstream.Element) []byte {
 	return xmlstream.AppendXML(b, el, xmlstream.NSClient)
 }
 
-func (t *tcpTransport) write(frames [][]byte) error {
-	if len(frames) == 1 {
-		_, err := t.conn.Write(frames[0])
-		return err
-	}
-	bufs := net.Buffers(frames)
-	_, err := bufs.WriteTo(t.conn)
-	return err
-}
-
-func (t *tcpTransport) startTLS(cfg *tls.Config) error {
-	if t.tls != nil {
-		return fmt.Errorf("tls already on")
-	}
-	// Whitespace after <starttls/> is harmless (go-sendxmpp sends a
-	// newline); anything else before the handshake would be plaintext
-	// injected into the secure stream (CVE-2011-1431 class).
-	for t.br.Buffered() > 0 {
-		c, _ := t.br.ReadByte()
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return fmt.Errorf("data after starttls: %w", errInjected)
-		}
-	}
-	tc := tls.Server(t.conn, cfg)
-	if err := tc.Handshake(); err != nil {
-		return fmt.Errorf("tls handshake: %w", err)
-	}
-	t.tls = tc
-	t.conn = tc
-	t.br.Reset(tc)
-	t.r = xmlstream.NewReader(t.br, t.limits)
-	return nil
-}
-
-func (t *tcpTransport) restart() { t.r.Reset() }
-
-func (t *tcpTransport) setLimits(l xmlstream.Limits) {
-	t.limits = l
-	t.r.SetLimits(l)
-}
-
-func (t *tcpTransport) setReadDeadline(d time.Time) error  { return t.conn.SetReadDeadline(d) }
-func (t *tcpTransport) setWriteDeadline(d time.Time) error { return t.conn.SetWriteDeadline(d) }
-
-func (t *tcpTransport) tlsState() *tls.ConnectionState {
-	if t.tls == nil {
-		return nil
-	}
-	cs := t.tls.ConnectionState()
-	return &cs
-}
-
-func (t *tcpTransport) canStartTLS() bool  { return t.tls == nil }
-func (t *tcpTransport) remoteAddr() string { return t.conn.RemoteAddr().String() }
-func (t *tcpTransport) interrupt()         { _ = t.conn.SetReadDeadline(time.Now()) }
-func (t *tcpTransport) abort() error       { return t.conn.Close() }
-
-// lingerBytes and lingerTime bound what close drains from a client that
-// keeps sending.
-const (
-	lingerBytes = 256 << 10
-	lingerTime  = time.Second
-)
-
-func (t *tcpTransport) close() error {
-	type closeWriter interface{ CloseWrite() error }
-	if cw, ok := t.conn.(closeWriter); ok {
-		if err := cw.CloseWrite(); err == nil {
-			_ = t.conn.SetReadDeadline(time.Now().Add(lingerTime))
-			_, _ = io.CopyN(io.Discard, t.br, lingerBytes)
-		}
-	}
-	return t.conn.Close()
-}
+func (t *tcpTransport) write(frames [][]byte) error        { return t.Write(frames) }
+func (t *tcpTransport) startTLS(cfg *tls.Config) error     { return t.StartTLS(cfg, true) }
+func (t *tcpTransport) restart()                           { t.Restart() }
+func (t *tcpTransport) setLimits(l xmlstream.Limits)       { t.SetLimits(l) }
+func (t *tcpTransport) setReadDeadline(d time.Time) error  { return t.SetReadDeadline(d) }
+func (t *tcpTransport) setWriteDeadline(d time.Time) error { return t.SetWriteDeadline(d) }
+func (t *tcpTransport) tlsState() *tls.ConnectionState     { return t.TLSState() }
+func (t *tcpTransport) canStartTLS() bool                  { return !t.IsTLS() }
+func (t *tcpTransport) remoteAddr() string                 { return t.RemoteAddr() }
+func (t *tcpTransport) interrupt()                         { t.Interrupt() }
+func (t *tcpTransport) close() error                       { return t.Close() }
+func (t *tcpTransport) abort() error                       { return t.Abort() }
