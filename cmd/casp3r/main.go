@@ -3,7 +3,8 @@
 //	casp3r init  --data DIR --domain DOMAIN [--listen IP] [--force]
 //	casp3r serve --data DIR
 //	casp3r check-config --data DIR
-//	casp3r user add|del|passwd|list --data DIR [--password PW] [JID]
+//	casp3r user add|del|passwd|role|list --data DIR [--password PW] [--role ROLE] [JID] [ROLE]
+//	casp3r federation allow|deny|remove|list --data DIR [DOMAIN...]
 //	casp3r version
 package main
 
@@ -31,13 +32,21 @@ Usage:
                                       create a data folder: config, TLS certificate, database
   casp3r serve  --data DIR            run the server until SIGINT or SIGTERM
   casp3r check-config --data DIR      check the config file and name every problem
-  casp3r user add    --data DIR [--password PW] JID   create an account
+  casp3r user add    --data DIR [--password PW] [--role ROLE] JID
+                                      create an account (role: member unless given)
   casp3r user passwd --data DIR [--password PW] JID   change a password
+  casp3r user role   --data DIR JID ROLE              set a role: admin, member or limited
   casp3r user del    --data DIR JID                   delete an account
-  casp3r user list   --data DIR                       list accounts
+  casp3r user list   --data DIR                       list accounts and their roles
+  casp3r federation allow|deny --data DIR DOMAIN...   allow or deny other servers' domains
+  casp3r federation remove --data DIR DOMAIN...       remove the rules of domains
+  casp3r federation list   --data DIR                 show the federation mode and rules
   casp3r version                      print the version
 
 Without --password, the password is read from the terminal (or one line of stdin).
+Limited accounts cannot reach other servers nor make invites. A domain rule also
+covers its subdomains, unless they have one of their own; the modes are set in
+casp3r.toml. A running server applies role and federation changes within a second.
 `
 
 func main() {
@@ -60,6 +69,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdCheckConfig(args[1:], stdout)
 	case "user":
 		err = cmdUser(args[1:], stdin, stdout)
+	case "federation":
+		err = cmdFederation(args[1:], stdout)
 	case "version", "--version", "-v":
 		err = cmdVersion(stdout)
 	case "help", "-h", "--help":

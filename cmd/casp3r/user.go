@@ -20,18 +20,27 @@ import (
 
 func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usagef("user needs a subcommand: add, del, passwd or list")
+		return usagef("user needs a subcommand: add, del, passwd, role or list")
 	}
 	sub := args[0]
 	fs := newFlagSet("user " + sub)
 	data := fs.String("data", "", "data folder")
 	password := fs.String("password", "", "the password (default: ask)")
+	role := fs.String("role", "", "the role of a new account: admin, member (default) or limited")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
 	}
 	if *data == "" {
 		return usagef("user %s needs --data DIR", sub)
+	}
+	switch {
+	case *role != "" && sub != "add":
+		return usagef("--role is for user add; use user role JID ROLE to change a role")
+	case *role == "":
+		*role = storage.RoleMember
+	case !storage.ValidRole(*role):
+		return usagef("%q is not a role (admin, member or limited)", *role)
 	}
 	cfg, err := config.Load(*data)
 	if err != nil {
@@ -52,12 +61,24 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("list accounts: %w", err)
 		}
+		roles, err := db.Roles(ctx)
+		if err != nil {
+			return fmt.Errorf("list accounts: %w", err)
+		}
 		for _, u := range users {
-			fmt.Fprintf(stdout, "%s@%s\n", u, cfg.Domain)
+			r := roles[u]
+			if r == "" {
+				r = storage.RoleMember // deleted between the two reads
+			}
+			fmt.Fprintf(stdout, "%s@%s %s\n", u, cfg.Domain, r)
 		}
 		return nil
 	}
-	if len(pos) != 1 {
+	if sub == "role" {
+		if len(pos) != 2 {
+			return usagef("user role needs a JID and a role (admin, member or limited)")
+		}
+	} else if len(pos) != 1 {
 		return usagef("user %s needs exactly one JID", sub)
 	}
 	user, err := accountName(pos[0], cfg.Domain)
@@ -65,6 +86,20 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	switch sub {
+	case "role":
+		r := pos[1]
+		if !storage.ValidRole(r) {
+			return usagef("%q is not a role (admin, member or limited)", r)
+		}
+		err := db.SetRole(ctx, user, r)
+		if errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("%s@%s does not exist", user, cfg.Domain)
+		}
+		if err != nil {
+			return fmt.Errorf("set role: %w", err)
+		}
+		fmt.Fprintf(stdout, "%s@%s is now %s\n", user, cfg.Domain, article(r))
+		return nil
 	case "add", "passwd":
 		pw := *password
 		if pw == "" {
@@ -77,7 +112,7 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 			return err
 		}
 		if sub == "add" {
-			err = db.CreateAccount(ctx, user, creds)
+			err = db.CreateAccountWithRole(ctx, user, creds, *role)
 			if errors.Is(err, storage.ErrExists) {
 				return fmt.Errorf("%s@%s already exists", user, cfg.Domain)
 			}
@@ -90,8 +125,11 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s account: %w", sub, err)
 		}
-		verb := map[string]string{"add": "created", "passwd": "password changed for"}[sub]
-		fmt.Fprintf(stdout, "%s %s@%s\n", verb, user, cfg.Domain)
+		if sub == "add" {
+			fmt.Fprintf(stdout, "created %s@%s (%s)\n", user, cfg.Domain, *role)
+		} else {
+			fmt.Fprintf(stdout, "password changed for %s@%s\n", user, cfg.Domain)
+		}
 		return nil
 	case "del":
 		err := db.DeleteAccount(ctx, user)
@@ -104,7 +142,15 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "deleted %s@%s\n", user, cfg.Domain)
 		return nil
 	}
-	return usagef("unknown user subcommand %q (add, del, passwd, list)", sub)
+	return usagef("unknown user subcommand %q (add, del, passwd, role, list)", sub)
+}
+
+// article returns role with its indefinite article: "an admin", "a member".
+func article(role string) string {
+	if role == storage.RoleAdmin {
+		return "an " + role
+	}
+	return "a " + role
 }
 
 // accountName returns the prepared localpart of s, which must be a bare

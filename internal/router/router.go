@@ -104,6 +104,9 @@ func New(cfg Config) *Router {
 // handler itself needs the router.
 func (r *Router) SetPresenceHandler(p PresenceHandler) { r.presence = p }
 
+// SetRemote sets the carrier of stanzas to other domains; for wiring.
+func (r *Router) SetRemote(rm Remote) { r.remote = rm }
+
 // SetOfflineStore sets the offline store; for wiring, like
 // SetPresenceHandler.
 func (r *Router) SetOfflineStore(o OfflineStore) { r.offline = o }
@@ -139,6 +142,13 @@ func (r *Router) Route(ctx context.Context, st *xmlstream.Element) {
 	if err := r.route(ctx, st); err != nil {
 		r.bounce(ctx, st, err)
 	}
+}
+
+// Bounce answers st with err as a stanza error (service-unavailable,
+// remote-server-not-found, …), unless st is itself an error. s2s uses it
+// for stanzas it could not deliver.
+func (r *Router) Bounce(ctx context.Context, st *xmlstream.Element, err error) {
+	r.bounce(ctx, st, err)
 }
 
 // bounce answers st with err as a stanza error, unless st is an error.

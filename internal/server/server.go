@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -25,8 +26,11 @@ import (
 	"casp3r/internal/mod/ping"
 	"casp3r/internal/mod/register"
 	"casp3r/internal/mod/roster"
+	"casp3r/internal/mod/vcard"
 	"casp3r/internal/mod/version"
+	"casp3r/internal/policy"
 	"casp3r/internal/router"
+	"casp3r/internal/s2s"
 	"casp3r/internal/sasl"
 	"casp3r/internal/stanza"
 	"casp3r/internal/storage"
@@ -44,6 +48,8 @@ type Server struct {
 	certs  *certs.Store
 	router *router.Router
 	c2s    *c2s.Server
+	s2s    *s2s.Server
+	policy *policy.Policy
 	http   *http.Server
 
 	// listenAddr maps a configured port to the address to bind; tests
@@ -64,6 +70,8 @@ const (
 	ListenerC2S       = "c2s"
 	ListenerDirectTLS = "c2s-direct-tls"
 	ListenerHTTPS     = "https"
+	ListenerS2S       = "s2s"
+	ListenerS2STLS    = "s2s-direct-tls"
 )
 
 // New opens storage and TLS material and wires the modules. Nothing listens
@@ -91,11 +99,34 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 	s := &Server{cfg: cfg, log: log, domain: domain, db: db, certs: st, addrs: make(map[string]net.Addr), done: make(chan error, 4)}
 	s.listenAddr = cfg.ListenAddr
 
+	s.policy = policy.New(db, cfg.Federation, cfg.S2S.Allow, cfg.S2S.Deny)
+	s.policy.Logger = log.With("part", "policy")
+	roots, err := peerRoots(cfg)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	s.router = router.New(router.Config{
 		Domain:   domain,
 		Logger:   log.With("part", "router"),
 		Accounts: db,
 	})
+	s.s2s = s2s.New(s2s.Config{
+		Domain:   domain,
+		TLS:      st.TLSConfig(),
+		Roots:    roots,
+		Secret:   secret,
+		Dialback: cfg.S2S.Dialback,
+		Routes:   cfg.S2S.Routes,
+		Limits: xmlstream.Limits{
+			MaxStanzaBytes: cfg.S2S.StanzaBytes, MaxDepth: cfg.Limits.Depth, MaxAttrs: cfg.Limits.Attrs,
+		},
+		IdleTimeout: cfg.S2S.IdleTimeout.Duration,
+		Router:      s.router,
+		Policy:      s.policy,
+		Logger:      log.With("part", "s2s"),
+	})
+	s.router.SetRemote(s.s2s)
 	off := offline.New(s.router, db, cfg.Storage.OfflineMax)
 	off.Logger = log.With("part", "offline")
 	s.router.SetOfflineStore(off)
@@ -104,7 +135,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 	s.router.SetPresenceHandler(rost)
 	s.router.HandleIQ(roster.NS, "query", rost)
 
-	features := []string{roster.NS, ping.NS, version.NS, "msgoffline"}
+	features := []string{roster.NS, ping.NS, version.NS, vcard.NS, "msgoffline"}
 	var reg *register.Module
 	if cfg.Registration == config.RegistrationOpen {
 		reg = register.New(domain, db, cfg.C2S.ScramIterations, true)
@@ -114,6 +145,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 	}
 	disco.New(domain, []disco.Identity{{Category: "server", Type: "im", Name: "CASP3R"}}, features).Register(s.router)
 	ping.Register(s.router)
+	vcard.New(db, 0).Register(s.router)
 	version.New(ver).Register(s.router)
 
 	tlsConf := st.TLSConfig()
@@ -145,6 +177,26 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 	}
 	s.c2s = c2s.New(c2sConf)
 	return s, nil
+}
+
+// peerRoots returns the certificate authorities trusted for other servers:
+// the system's, plus s2s.ca_file.
+func peerRoots(cfg *config.Config) (*x509.CertPool, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if cfg.S2S.CAFile == "" {
+		return roots, nil
+	}
+	pem, err := os.ReadFile(cfg.Path(cfg.S2S.CAFile))
+	if err != nil {
+		return nil, fmt.Errorf("s2s.ca_file: %w", err)
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("s2s.ca_file %s: no PEM certificates in it", cfg.Path(cfg.S2S.CAFile))
+	}
+	return roots, nil
 }
 
 // credentials looks up an account's SCRAM keys for SASL.
@@ -185,6 +237,12 @@ func (s *Server) Start() error {
 	if s.cfg.HTTPS.Port != 0 {
 		want = append(want, lis{ListenerHTTPS, s.cfg.HTTPS.Port})
 	}
+	if s.cfg.S2S.Port != 0 {
+		want = append(want, lis{ListenerS2S, s.cfg.S2S.Port})
+	}
+	if s.cfg.S2S.DirectTLSPort != 0 {
+		want = append(want, lis{ListenerS2STLS, s.cfg.S2S.DirectTLSPort})
+	}
 	bound := make(map[string]net.Listener)
 	for _, w := range want {
 		l, err := net.Listen("tcp", s.listenAddr(w.port))
@@ -205,11 +263,18 @@ func (s *Server) Start() error {
 	if l := bound[ListenerDirectTLS]; l != nil {
 		s.serve(func() error { return s.c2s.Serve(l, true) })
 	}
+	if l := bound[ListenerS2S]; l != nil {
+		s.serve(func() error { return s.s2s.Serve(l, false) })
+	}
+	if l := bound[ListenerS2STLS]; l != nil {
+		s.serve(func() error { return s.s2s.Serve(l, true) })
+	}
 	if l := bound[ListenerHTTPS]; l != nil {
 		s.http = s.newHTTP()
 		s.serve(func() error { return s.http.ServeTLS(l, "", "") })
 	}
-	s.log.Info("listening", "c2s", s.Addr(ListenerC2S), "direct_tls", s.Addr(ListenerDirectTLS), "https", s.Addr(ListenerHTTPS))
+	s.log.Info("listening", "c2s", s.Addr(ListenerC2S), "direct_tls", s.Addr(ListenerDirectTLS),
+		"s2s", s.Addr(ListenerS2S), "s2s_direct_tls", s.Addr(ListenerS2STLS), "https", s.Addr(ListenerHTTPS))
 	return nil
 }
 
@@ -218,7 +283,7 @@ func (s *Server) serve(fn func() error) {
 	go func() {
 		defer s.wg.Done()
 		err := fn()
-		if err != nil && !errors.Is(err, c2s.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
+		if err != nil && !errors.Is(err, c2s.ErrServerClosed) && !errors.Is(err, s2s.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
 			s.done <- err
 		}
 	}()
@@ -270,6 +335,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	var errs []error
 	if err := s.c2s.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close client sessions: %w", err))
+	}
+	if err := s.s2s.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close federation streams: %w", err))
 	}
 	if s.http != nil {
 		if err := s.http.Shutdown(ctx); err != nil {

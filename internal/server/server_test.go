@@ -26,17 +26,23 @@ type testServer struct {
 // configuration first.
 func runServer(t *testing.T, mutate func(*config.Config)) *testServer {
 	t.Helper()
+	return runServerDomain(t, testDomain, mutate)
+}
+
+// runServerDomain starts a node serving domain.
+func runServerDomain(t *testing.T, domain string, mutate func(*config.Config)) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Dir = dir
-	cfg.Domain = testDomain
+	cfg.Domain = domain
 	cfg.Listen = "127.0.0.1"
 	cfg.C2S.ScramIterations = 4096
-	if mutate != nil {
-		mutate(&cfg)
-	}
 	if err := certs.GenerateSelfSigned(cfg.Domain, cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key)); err != nil {
 		t.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(&cfg)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if testing.Verbose() {

@@ -4,11 +4,16 @@
 // Every durable change to an account is an [Event] appended to that
 // account's log: events are numbered 1..n and hash-linked, each carrying the
 // SHA-256 hash of the previous one (see [HashEvent]). Views — the account's
-// credentials, its roster (RFC 6121 §2) and its offline messages (XEP-0160) —
-// are materialized from the log and can be rebuilt from it. The head of each
+// credentials and role, its roster (RFC 6121 §2), its offline messages
+// (XEP-0160) and its vCard (XEP-0054) — are materialized from the log and
+// can be rebuilt from it. The head of each
 // log (last seq and hash) is signed with the account's Ed25519 key (see
 // [HeadMessage]), so a replica can check what it holds without trusting the
 // carrier.
+//
+// Server-wide state that belongs to no account (the federation allow and
+// deny lists) has logs of its own, hash-linked the same way but not signed:
+// see [ServerLogFederation].
 package storage
 
 import (
@@ -86,10 +91,44 @@ const (
 	EventRosterRemoved  = "roster-removed"  // data: {"jid": bare JID}
 	EventOfflineStored  = "offline-stored"  // data: {"stanza": XML} or {"stanza64": base64 XML}; the message ID is the seq
 	EventOfflineDeleted = "offline-deleted" // data: {"ids": [ID...]}
+	EventRoleSet        = "role-set"        // data: {"role": RoleAdmin|RoleMember|RoleLimited}
+	EventVCardSet       = "vcard-set"       // data: {"vcard": XML} or {"vcard64": base64 XML}
 )
 
-// Event is one entry of an account's log. Data is JSON. Prev is the Hash of
-// the previous event (empty for seq 1) and Hash is [HashEvent] of this one.
+// Account roles. An account is a member unless a role-set event says
+// otherwise.
+const (
+	RoleAdmin   = "admin"   // administers the server
+	RoleMember  = "member"  // the default
+	RoleLimited = "limited" // no federation, no invites
+)
+
+// ValidRole reports whether role is one of RoleAdmin, RoleMember and
+// RoleLimited.
+func ValidRole(role string) bool {
+	return role == RoleAdmin || role == RoleMember || role == RoleLimited
+}
+
+// ServerLogFederation names the server log of the federation domain lists.
+const ServerLogFederation = "federation"
+
+// Event types of the federation server log. Each event's data is
+// {"domain": domain}; a domain has at most one rule, the last one set.
+const (
+	EventFederationAllow  = "federation-allow"
+	EventFederationDeny   = "federation-deny"
+	EventFederationRemove = "federation-remove"
+)
+
+// Federation rule actions.
+const (
+	FederationAllow = "allow"
+	FederationDeny  = "deny"
+)
+
+// Event is one entry of an account's log, or of a server log, whose name is
+// then in Account. Data is JSON. Prev is the Hash of the previous event
+// (empty for seq 1) and Hash is [HashEvent] of this one.
 type Event struct {
 	Account string
 	Seq     uint64

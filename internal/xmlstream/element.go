@@ -215,3 +215,27 @@ func (e *Element) Copy() *Element {
 func (e *Element) String() string {
 	return string(AppendXML(nil, e, ""))
 }
+
+// CopyNS returns a deep copy of e in which every element in namespace from
+// is in namespace to instead: stanzas cross between jabber:client and
+// jabber:server this way.
+func (e *Element) CopyNS(from, to string) *Element {
+	c := &Element{Name: e.Name}
+	if c.Name.Space == from {
+		c.Name.Space = to
+	}
+	if len(e.Attr) > 0 {
+		c.Attr = append([]xml.Attr(nil), e.Attr...)
+	}
+	if len(e.Nodes) > 0 {
+		c.Nodes = make([]Node, len(e.Nodes))
+		for i, n := range e.Nodes {
+			if n.Elem != nil {
+				c.Nodes[i] = Node{Elem: n.Elem.CopyNS(from, to)}
+			} else {
+				c.Nodes[i] = n
+			}
+		}
+	}
+	return c
+}

@@ -338,3 +338,36 @@ func (c *Client) ExpectStreamErrorAfterHeader() string {
 	}
 	return c.ExpectStreamError()
 }
+
+// ReadServerHeader reads the peer's stream header (for raw streams).
+func (c *Client) ReadServerHeader() xmlstream.Header {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(Timeout))
+	h, err := c.r.ReadHeader()
+	if err != nil {
+		c.t.Fatalf("read stream header: %v", err)
+	}
+	c.Header = h
+	return h
+}
+
+// StartTLSServerStream negotiates STARTTLS on a raw stream and reopens it
+// with header, reading the new header and features.
+func (c *Client) StartTLSServerStream(header string) {
+	c.t.Helper()
+	c.SendRaw("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	if el := c.Next(); el.Name.Local != "proceed" {
+		c.t.Fatalf("starttls: got %s", el)
+	}
+	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true, ServerName: c.Domain})
+	_ = tc.SetDeadline(time.Now().Add(Timeout))
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("tls handshake: %v", err)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	c.conn = tc
+	c.reset()
+	c.SendRaw(header)
+	c.ReadServerHeader()
+	c.Features = c.Next()
+}

@@ -16,11 +16,29 @@ import (
 var errEmptyUser = errors.New("empty account name")
 
 // CreateAccount creates the account user with the credentials c and a new
-// Ed25519 key pair. It returns storage.ErrExists if the account exists. The
-// log of a deleted account with the same name is continued, not replaced.
+// Ed25519 key pair, as a member. It returns storage.ErrExists if the account
+// exists. The log of a deleted account with the same name is continued, not
+// replaced.
 func (db *DB) CreateAccount(ctx context.Context, user string, c storage.Credentials) error {
+	return db.CreateAccountWithRole(ctx, user, c, storage.RoleMember)
+}
+
+// CreateAccountWithRole is CreateAccount with the account's role (see
+// storage.ValidRole): a role other than member is a role-set event after
+// account-created, in the same transaction.
+func (db *DB) CreateAccountWithRole(ctx context.Context, user string, c storage.Credentials, role string) error {
 	if user == "" {
 		return fmt.Errorf("create account: %w", errEmptyUser)
+	}
+	if !storage.ValidRole(role) {
+		return fmt.Errorf("create account: %w", errBadRole(role))
+	}
+	var roleData []byte
+	if role != storage.RoleMember {
+		var err error
+		if roleData, err = json.Marshal(roleSetData{Role: role}); err != nil {
+			return fmt.Errorf("create account: %w", err)
+		}
 	}
 	creds, err := json.Marshal(c)
 	if err != nil {
@@ -49,7 +67,16 @@ func (db *DB) CreateAccount(ctx context.Context, user string, c storage.Credenti
 		if _, err := t.exec(sUpsertKey, user, []byte(pub), []byte(priv)); err != nil {
 			return fmt.Errorf("store account key: %w", err)
 		}
-		return t.viewAccountCreated(user, creds, now)
+		if err := t.viewAccountCreated(user, creds, now); err != nil {
+			return err
+		}
+		if roleData == nil {
+			return nil
+		}
+		if _, _, err := t.append(user, storage.EventRoleSet, roleData); err != nil {
+			return err
+		}
+		return t.viewRoleSet(user, role)
 	})
 	if err != nil {
 		return fmt.Errorf("create account: %w", err)

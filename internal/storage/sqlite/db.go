@@ -4,8 +4,11 @@
 // # Model
 //
 // Every durable change to an account is an event appended to its log (table
-// events); the views (accounts, roster, offline) are updated from the event in
-// the same transaction, and [DB.RebuildViews] recomputes them from the logs.
+// events); the views (accounts with their roles, roster, offline, vcards) are
+// updated from the event in the same transaction, and [DB.RebuildViews]
+// recomputes them from the logs. Server-wide state has server logs (table
+// server_events, hash-linked, not signed): the federation domain lists, with
+// the view federation_domains.
 // After each commit that touched an account, the head of its log is signed
 // with the account's Ed25519 key (table heads). See package storage for the
 // hash and signature formats.

@@ -100,9 +100,11 @@ func dumpViews(t testing.TB, path string) string {
 	r := rawDB(t, path)
 	var b strings.Builder
 	for _, q := range []string{
-		`SELECT name, hex(credentials), roster_ver, created FROM accounts ORDER BY name`,
+		`SELECT name, hex(credentials), roster_ver, created, role FROM accounts ORDER BY name`,
 		`SELECT account, jid, name, coalesce(groups, 'NULL'), subscription, ask, pending_in, approved, hidden FROM roster ORDER BY account, jid`,
 		`SELECT account, id, hex(stanza), stored FROM offline ORDER BY account, id`,
+		`SELECT account, hex(xml) FROM vcards ORDER BY account`,
+		`SELECT domain, action FROM federation_domains ORDER BY domain`,
 	} {
 		rows, err := r.Query(q)
 		if err != nil {

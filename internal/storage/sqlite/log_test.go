@@ -46,7 +46,22 @@ func populate(t testing.TB, db *DB) {
 		func() error { return db.StoreOffline(ctx, "romeo", []byte("<message>r</message>"), 0) },
 		func() error { return db.DeleteOffline(ctx, "juliet", 7) },
 		func() error { return db.StoreOffline(ctx, "tybalt", []byte("<message>t</message>"), 0) },
+		func() error { return db.SetRole(ctx, "tybalt", storage.RoleAdmin) },
+		func() error {
+			return db.SetVCard(ctx, "tybalt", []byte("<vCard xmlns='vcard-temp'><FN>Tybalt</FN></vCard>"))
+		},
 		func() error { return db.DeleteAccount(ctx, "tybalt") },
+		func() error { return db.SetRole(ctx, "romeo", storage.RoleLimited) },
+		func() error { return db.SetRole(ctx, "romeo", storage.RoleAdmin) },
+		func() error { return db.SetVCard(ctx, "romeo", []byte("<vCard xmlns='vcard-temp'><FN>R</FN></vCard>")) },
+		func() error {
+			return db.SetVCard(ctx, "romeo", []byte("<vCard xmlns='vcard-temp'><FN>Romeo \xff</FN></vCard>"))
+		},
+		func() error { return db.SetFederationRule(ctx, "capulet.example", storage.FederationDeny) },
+		func() error { return db.SetFederationRule(ctx, "verona.example", storage.FederationDeny) },
+		func() error { return db.SetFederationRule(ctx, "verona.example", storage.FederationAllow) },
+		func() error { return db.SetFederationRule(ctx, "mantua.example", storage.FederationAllow) },
+		func() error { return db.RemoveFederationRule(ctx, "mantua.example") },
 	}
 	for i, f := range steps {
 		if err := f(); err != nil {
@@ -195,6 +210,13 @@ func TestRebuildViews(t *testing.T) {
 	mustExec(t, r, `DELETE FROM offline WHERE account = 'romeo'`)
 	mustExec(t, r, `INSERT INTO offline (account, id, stanza, stored) VALUES ('juliet', 99, 'x', 0)`)
 	mustExec(t, r, `INSERT INTO accounts (name, credentials, roster_ver, created) VALUES ('ghost', '{}', 0, 0)`)
+	mustExec(t, r, `UPDATE accounts SET role = 'limited' WHERE name = 'juliet'`)
+	mustExec(t, r, `UPDATE accounts SET role = 'member' WHERE name = 'romeo'`)
+	mustExec(t, r, `DELETE FROM vcards`)
+	mustExec(t, r, `INSERT INTO vcards (account, xml) VALUES ('juliet', 'x')`)
+	mustExec(t, r, `DELETE FROM federation_domains WHERE domain = 'capulet.example'`)
+	mustExec(t, r, `UPDATE federation_domains SET action = 'deny' WHERE domain = 'verona.example'`)
+	mustExec(t, r, `INSERT INTO federation_domains (domain, action) VALUES ('mantua.example', 'allow')`)
 	if got := dumpViews(t, path); got == want {
 		t.Fatal("damaging the views changed nothing")
 	}
@@ -216,7 +238,26 @@ func TestRebuildViews(t *testing.T) {
 	if err != nil || len(msgs) != 2 || string(msgs[1].Stanza) != "<message>3</message>" {
 		t.Errorf("OfflineMessages(juliet) = %v, %v", msgs, err)
 	}
+	if role, err := db.Role(ctx, "romeo"); err != nil || role != storage.RoleAdmin {
+		t.Errorf("Role(romeo) = %q, %v; want admin", role, err)
+	}
+	if role, err := db.Role(ctx, "juliet"); err != nil || role != storage.RoleMember {
+		t.Errorf("Role(juliet) = %q, %v; want member", role, err)
+	}
+	if x, err := db.VCard(ctx, "romeo"); err != nil || string(x) != "<vCard xmlns='vcard-temp'><FN>Romeo \xff</FN></vCard>" {
+		t.Errorf("VCard(romeo) = %q, %v", x, err)
+	}
+	if _, err := db.VCard(ctx, "juliet"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("VCard(juliet) = %v, want ErrNotFound", err)
+	}
+	rules, err := db.FederationRules(ctx)
+	if want := map[string]string{"capulet.example": "deny", "verona.example": "allow"}; err != nil || !reflect.DeepEqual(rules, want) {
+		t.Errorf("FederationRules = %v, %v; want %v", rules, err, want)
+	}
 	mustVerify(t, db, "juliet", "romeo", "tybalt")
+	if err := db.VerifyServerLog(ctx, storage.ServerLogFederation); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestBackup(t *testing.T) {

@@ -15,11 +15,8 @@ import (
 // storage.ErrQuotaExceeded. It returns storage.ErrNotFound if there is no such
 // account. The message's ID is the seq of its event in the account's log.
 func (db *DB) StoreOffline(ctx context.Context, user string, stanza []byte, max int) error {
-	data, err := appendOfflineData(make([]byte, 0, len(stanza)+32), stanza)
-	if err != nil {
-		return fmt.Errorf("store offline message: %w", err)
-	}
-	err = db.write(ctx, func(t *wtx) error {
+	data := appendOfflineData(make([]byte, 0, len(stanza)+32), stanza)
+	err := db.write(ctx, func(t *wtx) error {
 		var n int
 		err := t.queryRow(sOfflineCount, user).Scan(&n)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -61,6 +61,29 @@ CREATE TABLE offline (
 	UNIQUE (account, id)
 );
 `,
+	// 2: account roles, vCards, and the server logs with the federation
+	// domain lists.
+	`
+ALTER TABLE accounts ADD COLUMN role TEXT NOT NULL DEFAULT 'member';
+CREATE TABLE vcards (
+	account TEXT NOT NULL PRIMARY KEY,
+	xml     BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE server_events (
+	log  TEXT    NOT NULL, -- e.g. 'federation'
+	seq  INTEGER NOT NULL,
+	type TEXT    NOT NULL,
+	data BLOB    NOT NULL, -- JSON
+	time INTEGER NOT NULL, -- Unix nanoseconds
+	prev BLOB    NOT NULL,
+	hash BLOB    NOT NULL,
+	PRIMARY KEY (log, seq)
+);
+CREATE TABLE federation_domains (
+	domain TEXT NOT NULL PRIMARY KEY,
+	action TEXT NOT NULL -- 'allow' or 'deny'
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the schema of the database up to date, in one write

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -29,6 +30,16 @@ type (
 	offlineDeletedData struct {
 		IDs []int64 `json:"ids"`
 	}
+	roleSetData struct {
+		Role string `json:"role"`
+	}
+	vcardSetData struct {
+		VCard   *string `json:"vcard,omitempty"`   // when the XML is valid UTF-8
+		VCard64 []byte  `json:"vcard64,omitempty"` // otherwise, base64
+	}
+	federationData struct {
+		Domain string `json:"domain"`
+	}
 )
 
 // The view appliers below are the only code that writes the views. The
@@ -41,6 +52,9 @@ func (t *wtx) viewAccountCreated(account string, creds []byte, unixNano int64) e
 	}
 	if _, err := t.exec(sDeleteAccountOffline, account); err != nil {
 		return fmt.Errorf("clear offline messages: %w", err)
+	}
+	if _, err := t.exec(sDeleteAccountVCard, account); err != nil {
+		return fmt.Errorf("clear vCard: %w", err)
 	}
 	if _, err := t.exec(sUpsertAccount, account, creds, unixNano); err != nil {
 		return fmt.Errorf("store account: %w", err)
@@ -56,7 +70,7 @@ func (t *wtx) viewCredentialsSet(account string, creds []byte) error {
 }
 
 func (t *wtx) viewAccountDeleted(account string) error {
-	for _, i := range [...]int{sDeleteAccountRoster, sDeleteAccountOffline, sDeleteAccount} {
+	for _, i := range [...]int{sDeleteAccountRoster, sDeleteAccountOffline, sDeleteAccountVCard, sDeleteAccount} {
 		if _, err := t.exec(i, account); err != nil {
 			return fmt.Errorf("delete account views: %w", err)
 		}
@@ -106,6 +120,34 @@ func (t *wtx) viewOfflineDeleted(account string, ids []int64) error {
 	return nil
 }
 
+func (t *wtx) viewRoleSet(account, role string) error {
+	if _, err := t.exec(sSetRole, role, account); err != nil {
+		return fmt.Errorf("store role: %w", err)
+	}
+	return nil
+}
+
+func (t *wtx) viewVCardSet(account string, xml []byte) error {
+	if _, err := t.exec(sUpsertVCard, account, xml); err != nil {
+		return fmt.Errorf("store vCard: %w", err)
+	}
+	return nil
+}
+
+func (t *wtx) viewFederationSet(domain, action string) error {
+	if _, err := t.exec(sUpsertFederation, domain, action); err != nil {
+		return fmt.Errorf("store federation rule: %w", err)
+	}
+	return nil
+}
+
+func (t *wtx) viewFederationRemoved(domain string) error {
+	if _, err := t.exec(sDeleteFederation, domain); err != nil {
+		return fmt.Errorf("delete federation rule: %w", err)
+	}
+	return nil
+}
+
 // apply applies one event of the log to the views. Events of unknown types
 // are skipped, so that an older program can rebuild what it knows.
 func (t *wtx) apply(e *storage.Event) error {
@@ -147,6 +189,20 @@ func (t *wtx) apply(e *storage.Event) error {
 		if err = json.Unmarshal(e.Data, &d); err == nil {
 			err = t.viewOfflineDeleted(e.Account, d.IDs)
 		}
+	case storage.EventRoleSet:
+		var d roleSetData
+		if err = json.Unmarshal(e.Data, &d); err == nil {
+			err = t.viewRoleSet(e.Account, d.Role)
+		}
+	case storage.EventVCardSet:
+		var d vcardSetData
+		if err = json.Unmarshal(e.Data, &d); err == nil {
+			xml := d.VCard64
+			if d.VCard != nil {
+				xml = []byte(*d.VCard)
+			}
+			err = t.viewVCardSet(e.Account, xml)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("apply %s event %d of %q: %w", e.Type, e.Seq, e.Account, err)
@@ -154,20 +210,52 @@ func (t *wtx) apply(e *storage.Event) error {
 	return nil
 }
 
+// applyServer applies one event of a server log (e.Account is the log's
+// name) to the views. Unknown types are skipped, as in apply.
+func (t *wtx) applyServer(e *storage.Event) error {
+	var err error
+	switch e.Type {
+	case storage.EventFederationAllow, storage.EventFederationDeny:
+		var d federationData
+		if err = json.Unmarshal(e.Data, &d); err == nil {
+			action := storage.FederationAllow
+			if e.Type == storage.EventFederationDeny {
+				action = storage.FederationDeny
+			}
+			err = t.viewFederationSet(d.Domain, action)
+		}
+	case storage.EventFederationRemove:
+		var d federationData
+		if err = json.Unmarshal(e.Data, &d); err == nil {
+			err = t.viewFederationRemoved(d.Domain)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("apply %s event %d of server log %q: %w", e.Type, e.Seq, e.Account, err)
+	}
+	return nil
+}
+
 // appendOfflineData appends the JSON data of an offline-stored event to dst:
 // the stanza as a JSON string when it is valid UTF-8 (escaping only what JSON
 // requires, so XML stays readable and compact), else as base64.
-func appendOfflineData(dst, stanza []byte) ([]byte, error) {
-	if !utf8.Valid(stanza) {
-		b, err := json.Marshal(offlineStoredData{Stanza64: stanza})
-		if err != nil {
-			return dst, err
-		}
-		return append(dst, b...), nil
+func appendOfflineData(dst, stanza []byte) []byte {
+	return appendXMLData(dst, "stanza", stanza)
+}
+
+// appendXMLData appends {"key": xml} to dst, with xml as a JSON string when
+// it is valid UTF-8, else {"key64": base64 of xml}. key needs no escaping.
+func appendXMLData(dst []byte, key string, xml []byte) []byte {
+	dst = append(dst, `{"`...)
+	dst = append(dst, key...)
+	if !utf8.Valid(xml) {
+		dst = append(dst, `64":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, xml)
+		return append(dst, `"}`...)
 	}
-	dst = append(dst, `{"stanza":"`...)
+	dst = append(dst, `":"`...)
 	const hex = "0123456789abcdef"
-	for _, c := range stanza {
+	for _, c := range xml {
 		switch {
 		case c == '"' || c == '\\':
 			dst = append(dst, '\\', c)
@@ -177,13 +265,40 @@ func appendOfflineData(dst, stanza []byte) ([]byte, error) {
 			dst = append(dst, c)
 		}
 	}
-	return append(dst, `"}`...), nil
+	return append(dst, `"}`...)
 }
 
-// RebuildViews recomputes every view from the logs, in one transaction.
+// replayServerLogs applies every server log to the views.
+func (t *wtx) replayServerLogs() error {
+	rows, err := t.tx.QueryContext(t.ctx,
+		`SELECT log, seq, type, data, time FROM server_events ORDER BY log, seq`)
+	if err != nil {
+		return fmt.Errorf("read server logs: %w", err)
+	}
+	defer rows.Close()
+	var e storage.Event
+	for rows.Next() {
+		var unixNano int64
+		if err := rows.Scan(&e.Account, &e.Seq, &e.Type, &e.Data, &unixNano); err != nil {
+			return fmt.Errorf("read server logs: %w", err)
+		}
+		e.Time = timeFromNano(unixNano)
+		if err := t.applyServer(&e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read server logs: %w", err)
+	}
+	return nil
+}
+
+// RebuildViews recomputes every view from the logs (the accounts' and the
+// server's), in one transaction.
 func (db *DB) RebuildViews(ctx context.Context) error {
 	err := db.write(ctx, func(t *wtx) error {
-		for _, q := range [...]string{`DELETE FROM accounts`, `DELETE FROM roster`, `DELETE FROM offline`} {
+		for _, q := range [...]string{`DELETE FROM accounts`, `DELETE FROM roster`, `DELETE FROM offline`,
+			`DELETE FROM vcards`, `DELETE FROM federation_domains`} {
 			if _, err := t.tx.ExecContext(t.ctx, q); err != nil {
 				return fmt.Errorf("clear views: %w", err)
 			}
@@ -208,7 +323,8 @@ func (db *DB) RebuildViews(ctx context.Context) error {
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read logs: %w", err)
 		}
-		return nil
+		rows.Close()
+		return t.replayServerLogs()
 	})
 	if err != nil {
 		return fmt.Errorf("rebuild views: %w", err)

@@ -33,6 +33,16 @@ const (
 	sSetRosterVer
 	sRosterItemExists
 	sOfflineExists
+	sAccountRole
+	sSetRole
+	sVCard
+	sUpsertVCard
+	sDeleteAccountVCard
+	sServerLogHead
+	sInsertServerEvent
+	sFederationRule
+	sUpsertFederation
+	sDeleteFederation
 	sSavepoint
 	sRollbackTo
 	sRelease
@@ -51,8 +61,9 @@ var stmtSQL = [numStmts]string{
 	sOfflineCount:  `SELECT (SELECT count(*) FROM offline WHERE account = ?1) FROM accounts WHERE name = ?1`,
 	sInsertOffline: `INSERT INTO offline (account, id, stanza, stored) VALUES (?, ?, ?, ?)`,
 	sDeleteOffline: `DELETE FROM offline WHERE account = ? AND id = ?`,
-	sUpsertAccount: `INSERT INTO accounts (name, credentials, roster_ver, created) VALUES (?, ?, 0, ?)
-		ON CONFLICT (name) DO UPDATE SET credentials = excluded.credentials, roster_ver = 0, created = excluded.created`,
+	sUpsertAccount: `INSERT INTO accounts (name, credentials, roster_ver, created, role) VALUES (?, ?, 0, ?, 'member')
+		ON CONFLICT (name) DO UPDATE SET credentials = excluded.credentials, roster_ver = 0, created = excluded.created,
+		role = 'member'`,
 	sSetCredentials:       `UPDATE accounts SET credentials = ? WHERE name = ?`,
 	sDeleteAccount:        `DELETE FROM accounts WHERE name = ?`,
 	sDeleteAccountRoster:  `DELETE FROM roster WHERE account = ?`,
@@ -66,6 +77,18 @@ var stmtSQL = [numStmts]string{
 	sSetRosterVer:     `UPDATE accounts SET roster_ver = ? WHERE name = ?`,
 	sRosterItemExists: `SELECT 1 FROM roster WHERE account = ? AND jid = ?`,
 	sOfflineExists:    `SELECT 1 FROM offline WHERE account = ? AND id = ?`,
+	sAccountRole:      `SELECT role FROM accounts WHERE name = ?`,
+	sSetRole:          `UPDATE accounts SET role = ? WHERE name = ?`,
+	sVCard:            `SELECT xml FROM vcards WHERE account = ?`,
+	sUpsertVCard: `INSERT INTO vcards (account, xml) VALUES (?, ?)
+		ON CONFLICT (account) DO UPDATE SET xml = excluded.xml`,
+	sDeleteAccountVCard: `DELETE FROM vcards WHERE account = ?`,
+	sServerLogHead:      `SELECT seq, hash FROM server_events WHERE log = ? ORDER BY seq DESC LIMIT 1`,
+	sInsertServerEvent:  `INSERT INTO server_events (log, seq, type, data, time, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	sFederationRule:     `SELECT action FROM federation_domains WHERE domain = ?`,
+	sUpsertFederation: `INSERT INTO federation_domains (domain, action) VALUES (?, ?)
+		ON CONFLICT (domain) DO UPDATE SET action = excluded.action`,
+	sDeleteFederation: `DELETE FROM federation_domains WHERE domain = ?`,
 	sSavepoint:        `SAVEPOINT req`,
 	sRollbackTo:       `ROLLBACK TO req`,
 	sRelease:          `RELEASE req`,
@@ -173,6 +196,29 @@ func (t *wtx) append(account, typ string, data []byte) (seq uint64, unixNano int
 	}
 	t.appended = setHead(t.appended, logHead{account: account, seq: seq, hash: h})
 	return seq, unixNano, nil
+}
+
+// appendServer appends an event to the server log named log (see
+// storage.ServerLogFederation), reading the head of the log inside the
+// transaction. Server logs are hash-linked like account logs but have no key,
+// so their heads are not signed.
+func (t *wtx) appendServer(log, typ string, data []byte) error {
+	var prevSeq uint64
+	var prev []byte
+	err := t.queryRow(sServerLogHead, log).Scan(&prevSeq, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read %s log head: %w", log, err)
+	}
+	if prev == nil {
+		prev = []byte{}
+	}
+	seq := prevSeq + 1
+	unixNano := time.Now().UnixNano()
+	h := storage.HashEvent(prev, seq, typ, data, unixNano)
+	if _, err := t.exec(sInsertServerEvent, log, int64(seq), typ, data, unixNano, prev, h[:]); err != nil {
+		return fmt.Errorf("append %s event: %w", typ, err)
+	}
+	return nil
 }
 
 // logHead is the last event of an account's log within the current
