@@ -98,6 +98,7 @@ func (c *chat) run(s *summary) {
 	if len(live) == 0 || c.l.o.messages == 0 {
 		return
 	}
+	cpu0 := c.l.serverCPU()
 	start := time.Since(c.l.t0)
 	var wg sync.WaitGroup
 	for a, i := range live {
@@ -121,6 +122,7 @@ func (c *chat) run(s *summary) {
 	for c.recvd.Load()+c.bounced.Load() < c.sent.Load() && time.Now().Before(deadline) && c.l.ctx.Err() == nil {
 		c.l.wait(10 * time.Millisecond)
 	}
+	cpu := c.l.serverCPU() - cpu0
 	// Stop the readers before reading what they recorded.
 	c.l.closeAll()
 	var all []time.Duration
@@ -134,6 +136,9 @@ func (c *chat) run(s *summary) {
 		s.MsgsPerS = round3(float64(s.Received) / secs)
 	}
 	s.OneWayLat = summarize(all)
+	if cpu > 0 && s.Received > 0 {
+		s.MsgCPUus = round3(cpu.Seconds() * 1e6 / float64(s.Received))
+	}
 }
 
 func (c *chat) send(i int, to string, seq int) bool {

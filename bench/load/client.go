@@ -118,7 +118,7 @@ func (c *client) expectID(id string) (*xmlstream.Element, error) {
 	return nil, fmt.Errorf("waiting for %s: too many other stanzas", id)
 }
 
-func (c *client) startTLS() error {
+func (c *client) startTLS(x25519Only bool) error {
 	if c.feats.Child(nsTLS, "starttls") == nil {
 		return fmt.Errorf("server offers no starttls")
 	}
@@ -132,7 +132,11 @@ func (c *client) startTLS() error {
 	if !el.Is(nsTLS, "proceed") {
 		return fmt.Errorf("starttls: got %s", short(el))
 	}
-	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true, ServerName: c.domain})
+	conf := &tls.Config{InsecureSkipVerify: true, ServerName: c.domain}
+	if x25519Only {
+		conf.CurvePreferences = []tls.CurveID{tls.X25519}
+	}
+	tc := tls.Client(c.conn, conf)
 	_ = tc.SetDeadline(c.deadline())
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
@@ -282,7 +286,7 @@ func login(ctx context.Context, o *options, user string) (c *client, created boo
 			c = nil
 		}
 	}()
-	if err = c.startTLS(); err != nil {
+	if err = c.startTLS(o.x25519); err != nil {
 		return
 	}
 	if o.register {

@@ -45,6 +45,7 @@ type options struct {
 	timeout        time.Duration
 	register       bool
 	presence       bool
+	x25519         bool
 }
 
 func main() {
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.register, "register", false, "register each account in-band (XEP-0077) before logging in; existing accounts are fine")
 	fs.BoolVar(&o.presence, "presence", true, "send initial presence after binding (needed for chat)")
+	fs.BoolVar(&o.x25519, "x25519", false, "offer only X25519 key exchange in TLS, not Go's default post-quantum hybrid (to measure what it costs)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: go run ./bench/load [flags]
 
@@ -140,6 +142,7 @@ type summary struct {
 	LoginSecs   float64 `json:"login_seconds"`
 	LoginsPerS  float64 `json:"logins_per_second"`
 	LoginLat    latency `json:"login_latency"`
+	LoginCPUms  float64 `json:"server_cpu_ms_per_login,omitempty"`
 	Dropped     int64   `json:"connections_dropped"`
 
 	Sent      int64   `json:"messages_sent,omitempty"`
@@ -150,12 +153,16 @@ type summary struct {
 	ChatSecs  float64 `json:"chat_seconds,omitempty"`
 	MsgsPerS  float64 `json:"messages_per_second,omitempty"`
 	OneWayLat latency `json:"latency"`
+	MsgCPUus  float64 `json:"server_cpu_us_per_message,omitempty"`
 
-	RSSIdleKB      int64   `json:"rss_idle_kb,omitempty"`
-	RSSConnectedKB int64   `json:"rss_connected_kb,omitempty"`
-	RSSAfterKB     int64   `json:"rss_after_close_kb,omitempty"`
-	RSSPeakKB      int64   `json:"rss_peak_kb,omitempty"`
-	RSSPerClientKB float64 `json:"rss_per_client_kb,omitempty"`
+	RSSIdleKB       int64   `json:"rss_idle_kb,omitempty"`
+	RSSConnectedKB  int64   `json:"rss_connected_kb,omitempty"`
+	RSSAfterKB      int64   `json:"rss_after_close_kb,omitempty"`
+	RSSPeakKB       int64   `json:"rss_peak_kb,omitempty"`
+	RSSPerClientKB  float64 `json:"rss_per_client_kb,omitempty"`
+	AnonIdleKB      int64   `json:"rss_anon_idle_kb,omitempty"`
+	AnonConnectedKB int64   `json:"rss_anon_connected_kb,omitempty"`
+	AnonPerClientKB float64 `json:"rss_anon_per_client_kb,omitempty"`
 
 	Errors []string `json:"errors,omitempty"`
 }
@@ -211,25 +218,32 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 	}
 
-	s.RSSIdleKB = mem().rss
+	idle := mem()
+	s.RSSIdleKB, s.AnonIdleKB = idle.rss, idle.anon
+	cpu0 := l.serverCPU()
 	l.loginAll(s)
+	if cpu := l.serverCPU() - cpu0; cpu > 0 && s.Logins > 0 {
+		s.LoginCPUms = round3(cpu.Seconds() * 1e3 / float64(s.Logins))
+	}
 	settle()
-	s.RSSConnectedKB = mem().rss
+	conn := mem()
 	switch o.scenario {
 	case "idle":
 		l.wait(o.hold)
 		if m := mem(); m.rss > 0 {
-			s.RSSConnectedKB = m.rss // after the hold: what idle clients cost
+			conn = m // after the hold: what idle clients cost
 		}
 	case "chat":
 		l.chat.run(s)
 	}
+	s.RSSConnectedKB, s.AnonConnectedKB = conn.rss, conn.anon
 	l.closeAll()
 	settle()
 	m := mem()
 	s.RSSAfterKB, s.RSSPeakKB = m.rss, m.hwm
-	if s.Logins > 0 && s.RSSConnectedKB > 0 {
-		s.RSSPerClientKB = float64(s.RSSConnectedKB-s.RSSIdleKB) / float64(s.Logins)
+	if s.Logins > 0 && conn.rss > 0 {
+		s.RSSPerClientKB = round3(float64(conn.rss-idle.rss) / float64(s.Logins))
+		s.AnonPerClientKB = round3(float64(conn.anon-idle.anon) / float64(s.Logins))
 	}
 	s.Dropped = l.dropped.Load()
 	if ctx.Err() != nil {
@@ -243,6 +257,19 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// serverCPU returns the CPU time (user + system) the server has used so
+// far, or 0 without -pid.
+func (l *load) serverCPU() time.Duration {
+	if l.o.pid == 0 {
+		return 0
+	}
+	d, err := processCPU(l.o.pid)
+	if err != nil {
+		l.errs.add(err)
+	}
+	return d
 }
 
 // wait sleeps for d or until the run's deadline.
@@ -377,15 +404,22 @@ func (s *summary) print(w io.Writer, asJSON bool) error {
 	p("scenario    %s: %d users, %s, %d logins in flight (file limit %d)", s.Scenario, s.Users, s.Mech, s.Concurrency, s.FileLimit)
 	p("logins      %d ok, %d failed in %.2fs: %.1f logins/s (%d accounts registered)", s.Logins, s.LoginFailed, s.LoginSecs, s.LoginsPerS, s.Registered)
 	p("login time  %s", s.LoginLat)
+	if s.LoginCPUms > 0 {
+		p("login CPU   %.2f ms of server CPU per login", s.LoginCPUms)
+	}
 	p("dropped     %d connections ended by the server before the client closed", s.Dropped)
 	if s.Scenario == "chat" {
 		p("messages    %d sent, %d received, %d lost, %d bounced, %d ack timeouts in %.2fs: %.1f msgs/s",
 			s.Sent, s.Received, s.Lost, s.Bounced, s.Timeouts, s.ChatSecs, s.MsgsPerS)
 		p("latency     %s (one-way, send to receipt)", s.OneWayLat)
+		if s.MsgCPUus > 0 {
+			p("message CPU %.1f µs of server CPU per message delivered", s.MsgCPUus)
+		}
 	}
 	if s.RSSIdleKB > 0 {
 		p("server RSS  idle %s, connected %s, after close %s, peak %s", mb(s.RSSIdleKB), mb(s.RSSConnectedKB), mb(s.RSSAfterKB), mb(s.RSSPeakKB))
-		p("per client  %.1f KB RSS ((connected - idle) / %d logins)", s.RSSPerClientKB, s.Logins)
+		p("  anonymous idle %s, connected %s (RssAnon: heap and stacks, not the binary's pages)", mb(s.AnonIdleKB), mb(s.AnonConnectedKB))
+		p("per client  %.1f KB RSS, %.1f KB anonymous ((connected - idle) / %d logins)", s.RSSPerClientKB, s.AnonPerClientKB, s.Logins)
 	}
 	for _, e := range s.Errors {
 		p("error       %s", e)

@@ -45,10 +45,12 @@ func (l latency) String() string {
 	return fmt.Sprintf("p50 %.2f  p90 %.2f  p99 %.2f  max %.2f ms (n=%d)", l.P50, l.P90, l.P99, l.Max, l.N)
 }
 
-// memory holds VmRSS and VmHWM of a process, in KiB.
-type memory struct{ rss, hwm int64 }
+// memory holds VmRSS, its anonymous part RssAnon (heap, stacks: what
+// the process made, as opposed to pages of its binary) and VmHWM (peak
+// RSS) of a process, in KiB.
+type memory struct{ rss, anon, hwm int64 }
 
-// readMemory reads VmRSS and VmHWM from /proc/pid/status.
+// readMemory reads VmRSS, RssAnon and VmHWM from /proc/pid/status.
 func readMemory(pid int) (memory, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -59,18 +61,23 @@ func readMemory(pid int) (memory, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
+		var dst *int64
+		switch k {
+		case "VmRSS":
+			dst = &m.rss
+		case "RssAnon":
+			dst = &m.anon
+		case "VmHWM":
+			dst = &m.hwm
+		}
+		if !ok || dst == nil {
 			continue
 		}
 		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		if err != nil {
 			return memory{}, fmt.Errorf("parse %s %q: %w", k, v, err)
 		}
-		if k == "VmRSS" {
-			m.rss = n
-		} else {
-			m.hwm = n
-		}
+		*dst = n
 	}
 	if err := sc.Err(); err != nil {
 		return memory{}, fmt.Errorf("read server memory: %w", err)
@@ -79,6 +86,35 @@ func readMemory(pid int) (memory, error) {
 		return memory{}, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
 	return m, nil
+}
+
+// processCPU reads the user and system CPU time of a process from
+// /proc/pid/stat (fields 14 and 15, in clock ticks of 1/100 s: USER_HZ is
+// 100 in Linux's user ABI).
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read server cpu: %w", err)
+	}
+	// The command name (field 2) may hold spaces; fields after it are
+	// counted from its closing parenthesis.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] { // utime, stime (fields 14, 15)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 // loopbackAddr resolves addr and refuses anything but a loopback address
