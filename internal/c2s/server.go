@@ -153,15 +153,12 @@ func (s *Server) startSession(t transport, secure bool) bool {
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer func() {
-			s.mu.Lock()
-			delete(s.sessions, sess)
-			s.mu.Unlock()
-			s.wg.Done()
-		}()
-		sess.serve(context.Background())
-	}()
+	go sess.serve(context.Background(), func() {
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+		s.wg.Done()
+	})
 	return true
 }
 

@@ -115,19 +115,37 @@ func newStreamID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// serve runs the session until the stream ends. It is the one boundary
-// where Go errors become stream errors.
-func (s *Session) serve(ctx context.Context) {
-	defer func() {
-		if s.isBound() {
-			s.srv.cfg.Router.EndSession(context.WithoutCancel(ctx), s)
-		}
-		s.q.Flush()
-		_ = s.t.close()
-	}()
+// serve runs the session until the stream ends, then calls done. It is
+// the one boundary where Go errors become stream errors.
+//
+// Negotiation (TLS handshake, SASL, bind) needs a deep stack, and a
+// goroutine's stack stays as large as it once grew. So once the resource is
+// bound, the rest of the session moves to a fresh goroutine, whose stack
+// only grows as far as reading and routing stanzas needs: every idle client
+// on a Pi costs that much less.
+func (s *Session) serve(ctx context.Context, done func()) {
 	_ = s.t.setReadDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
-	err := s.run(ctx)
+	err := s.negotiate(ctx)
+	if err == nil {
+		go s.serveBound(ctx, done)
+		return
+	}
+	s.end(ctx, err, done)
+}
+
+// serveBound reads stanzas of a bound session until the stream ends.
+func (s *Session) serveBound(ctx context.Context, done func()) {
+	s.end(ctx, s.readStanzas(ctx), done)
+}
+
+func (s *Session) end(ctx context.Context, err error, done func()) {
 	s.finish(err)
+	if s.isBound() {
+		s.srv.cfg.Router.EndSession(context.WithoutCancel(ctx), s)
+	}
+	s.q.Flush()
+	_ = s.t.close()
+	done()
 }
 
 func (s *Session) isClosed() bool {
@@ -180,14 +198,39 @@ func (s *Session) finish(err error) {
 	s.q.CloseAfter(last...)
 }
 
-func (s *Session) run(ctx context.Context) error {
+// negotiate runs the stream from its header until a resource is bound
+// (nil) or the stream ends (the reason).
+func (s *Session) negotiate(ctx context.Context) error {
 	if err := s.openStream(); err != nil {
 		return err
 	}
-	for {
+	for !s.isBound() {
 		el, err := s.t.next()
 		if s.isClosed() {
-			return nil // closed by Close from another goroutine
+			return errClosedByServer
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.handle(ctx, el); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readStanzas handles the stanzas of a bound session. Between stanzas it
+// waits for the next byte before parsing, so that an idle session is parked
+// at a shallow depth.
+func (s *Session) readStanzas(ctx context.Context) error {
+	for {
+		err := s.t.waitReadable()
+		var el *xmlstream.Element
+		if err == nil {
+			el, err = s.t.next()
+		}
+		if s.isClosed() {
+			return errClosedByServer
 		}
 		if err != nil {
 			return err
@@ -197,6 +240,9 @@ func (s *Session) run(ctx context.Context) error {
 		}
 	}
 }
+
+// errClosedByServer ends the reader of a session that Close has ended.
+var errClosedByServer = errors.New("closed by the server")
 
 // openStream reads the client's stream header, answers with ours and the
 // features for the current state.

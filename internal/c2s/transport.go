@@ -17,6 +17,9 @@ type transport interface {
 	// next reads the next top-level element; xmlstream.ErrClosed when the
 	// client closed the stream.
 	next() (*xmlstream.Element, error)
+	// waitReadable blocks until the client sent something (or the read
+	// fails), without parsing: the cheap place to sit while idle.
+	waitReadable() error
 	// openBytes returns what opens our side of the stream.
 	openBytes(id, domain, lang string) []byte
 	// closeBytes returns what closes our side of the stream.
@@ -58,6 +61,7 @@ func newTCPTransport(conn net.Conn, lim xmlstream.Limits) *tcpTransport {
 
 func (t *tcpTransport) readOpen() (xmlstream.Header, error) { return t.ReadHeader() }
 func (t *tcpTransport) next() (*xmlstream.Element, error)   { return t.Next() }
+func (t *tcpTransport) waitReadable() error                 { return t.WaitReadable() }
 
 func (t *tcpTransport) openBytes(id, domain, lang string) []byte {
 	b := make([]byte, 0, 256)

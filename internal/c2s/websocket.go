@@ -145,6 +145,7 @@ func (t *wsTransport) write(frames [][]byte) error {
 
 func (t *wsTransport) startTLS(*tls.Config) error { return errors.New("no starttls over websocket") }
 func (t *wsTransport) restart()                   {}
+func (t *wsTransport) waitReadable() error        { return nil }
 func (t *wsTransport) canStartTLS() bool          { return false }
 func (t *wsTransport) tlsState() *tls.ConnectionState {
 	return t.tls

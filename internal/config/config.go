@@ -107,6 +107,7 @@ type Limits struct {
 	Attrs              int      `toml:"attrs"`                // most attributes on one element
 	StanzasPerSecond   int      `toml:"stanzas_per_second"`   // sustained rate; bursts up to twice this
 	HandshakeTimeout   Duration `toml:"handshake_timeout"`    // stream open + TLS + SASL + bind
+	GCPercent          int      `toml:"gc_percent"`           // Go garbage collector target (GOGC); lower holds less memory for more CPU
 }
 
 // Log configures logging.
@@ -173,6 +174,7 @@ func Default() Config {
 			Attrs:              64,
 			StanzasPerSecond:   200,
 			HandshakeTimeout:   Duration{30 * time.Second},
+			GCPercent:          50,
 		},
 		Log: Log{Level: "info"},
 	}

@@ -168,6 +168,9 @@ func (c *Config) Validate() error {
 	if l.StanzasPerSecond < 1 {
 		add("limits.stanzas_per_second", l.StanzasPerSecond, "must be at least 1")
 	}
+	if l.GCPercent < 10 || l.GCPercent > 1000 {
+		add("limits.gc_percent", l.GCPercent, "is out of range (10-1000)")
+	}
 	if l.HandshakeTimeout.Duration < minHandshake {
 		add("limits.handshake_timeout", l.HandshakeTimeout, "is shorter than 1s")
 	}

@@ -118,6 +118,10 @@ attrs = {{.Limits.Attrs}}
 stanzas_per_second = {{.Limits.StanzasPerSecond}}
 # Time allowed to connect, start TLS and log in, e.g. "30s" or "1m".
 handshake_timeout = {{q .Limits.HandshakeTimeout.String}}
+# How much garbage memory may grow before it is collected, in percent of the
+# memory in use (Go's GOGC; the GOGC environment variable wins). Lower keeps
+# the server smaller for a little more CPU.
+gc_percent = {{.Limits.GCPercent}}
 
 [log]
 # How much to log: "debug", "info", "warn" or "error".

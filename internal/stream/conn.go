@@ -25,7 +25,7 @@ type Conn struct {
 
 // readBufSize is the read buffer of a connection: small, since every idle
 // connection holds one.
-const readBufSize = 2048
+const readBufSize = 512
 
 // ErrInjected reports bytes other than whitespace between <starttls/> and
 // the TLS handshake: plaintext that would be taken as part of the secure
@@ -45,6 +45,24 @@ func NewConn(c net.Conn, lim xmlstream.Limits) *Conn {
 
 // ReadHeader reads the peer's stream header.
 func (s *Conn) ReadHeader() (xmlstream.Header, error) { return s.r.ReadHeader() }
+
+// WaitReadable blocks until at least one byte can be read (or reading
+// fails). Whitespace keepalives are consumed here, so that an idle
+// connection waits with no parser on its stack.
+func (s *Conn) WaitReadable() error {
+	for {
+		b, err := s.br.Peek(1)
+		if err != nil {
+			return err
+		}
+		switch b[0] {
+		case ' ', '\t', '\r', '\n':
+			_, _ = s.br.ReadByte()
+		default:
+			return nil
+		}
+	}
+}
 
 // Next reads the next top-level element.
 func (s *Conn) Next() (*xmlstream.Element, error) { return s.r.Next() }
