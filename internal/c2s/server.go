@@ -53,6 +53,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{}
+	work      *stream.Workers
 	shutdown  bool
 	wg        sync.WaitGroup
 	nextID    uint64
@@ -80,6 +81,7 @@ func New(cfg Config) *Server {
 		log:       cfg.Logger,
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*Session]struct{}),
+		work:      stream.NewWorkers(1024, time.Minute),
 	}
 }
 

@@ -219,23 +219,28 @@ func (s *Session) negotiate(ctx context.Context) error {
 	return nil
 }
 
-// readStanzas handles the stanzas of a bound session. Between stanzas it
-// waits for the next byte before parsing, so that an idle session is parked
-// at a shallow depth.
+// readStanzas handles the stanzas of a bound session. The reader only
+// waits for the client's next bytes, at a shallow depth; parsing and
+// handling each stanza runs on the server's worker pool, in order, so that
+// the deep stacks they need are not kept by every idle connection.
 func (s *Session) readStanzas(ctx context.Context) error {
 	for {
 		err := s.t.waitReadable()
-		var el *xmlstream.Element
 		if err == nil {
-			el, err = s.t.next()
+			err = s.limit.Wait(ctx)
+		}
+		if err == nil {
+			s.srv.work.Do(func() {
+				var el *xmlstream.Element
+				if el, err = s.t.next(); err == nil && !s.isClosed() {
+					err = s.handle(ctx, el)
+				}
+			})
 		}
 		if s.isClosed() {
 			return errClosedByServer
 		}
 		if err != nil {
-			return err
-		}
-		if err := s.handle(ctx, el); err != nil {
 			return err
 		}
 	}
@@ -417,9 +422,6 @@ func (s *Session) handleStanza(ctx context.Context, st *xmlstream.Element) error
 			s.Send(stanza.ErrorReply(st, stanza.NotAllowed.WithText("already bound")))
 			return nil
 		}
-	}
-	if err := s.limit.Wait(ctx); err != nil {
-		return fmt.Errorf("rate limit: %w", err)
 	}
 	s.srv.cfg.Router.RouteFromClient(ctx, st)
 	return nil
