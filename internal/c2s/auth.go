@@ -69,8 +69,7 @@ func (s *Session) handleSASL(ctx context.Context, el *xmlstream.Element) error {
 		success.SetText(base64.StdEncoding.EncodeToString(out))
 	}
 	s.sendNow(success)
-	s.log = s.log.With("user", s.username)
-	s.log.Info("authenticated")
+	s.logger().Info("authenticated", "user", s.username)
 	s.t.restart()
 	return s.openStream()
 }
@@ -94,7 +93,7 @@ func (s *Session) authFailed(err error) error {
 	s.neg = nil
 	var f *sasl.Failure
 	if !errors.As(err, &f) {
-		s.log.Warn("sasl", "err", err)
+		s.logger().Warn("sasl", "err", err)
 		f = &sasl.Failure{Condition: "temporary-auth-failure"}
 	}
 	s.saslFailure(f)

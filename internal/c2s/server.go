@@ -147,9 +147,9 @@ func (s *Server) startSession(t transport, secure bool) bool {
 		secure: secure,
 		limit:  rate.NewLimiter(rate.Limit(s.cfg.StanzasPerSecond), 2*s.cfg.StanzasPerSecond),
 	}
-	sess.log = s.log.With("conn", s.nextID, "remote", t.remoteAddr())
+	sess.conn = s.nextID
 	sess.q = stream.NewQueue(s.cfg.MaxQueueBytes, t.write, t.setWriteDeadline, func(err error) {
-		sess.log.Debug("write failed", "err", err)
+		sess.logger().Debug("write failed", "err", err)
 		_ = t.abort()
 	})
 	s.sessions[sess] = struct{}{}

@@ -43,7 +43,7 @@ type Session struct {
 	srv  *Server
 	t    transport
 	q    *stream.Queue
-	log  *slog.Logger
+	conn uint64 // connection number, for logs
 	id   string
 	lang string
 
@@ -148,6 +148,17 @@ func (s *Session) end(ctx context.Context, err error, done func()) {
 	done()
 }
 
+// logger returns the session's logger. It is made when something is
+// logged, not kept: a logger with attributes costs every idle session
+// memory for lines that are rarely written.
+func (s *Session) logger() *slog.Logger {
+	l := s.srv.log.With("conn", s.conn, "remote", s.t.remoteAddr())
+	if j := s.JID(); !j.IsZero() {
+		return l.With("jid", j.String())
+	}
+	return l
+}
+
 func (s *Session) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -175,9 +186,9 @@ func (s *Session) finish(err error) {
 	var ne net.Error
 	switch {
 	case err == nil, errors.Is(err, xmlstream.ErrClosed):
-		s.log.Debug("stream closed by client")
+		s.logger().Debug("stream closed by client")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-		s.log.Debug("connection closed", "err", err)
+		s.logger().Debug("connection closed", "err", err)
 		s.q.CloseAfter()
 		return
 	case errors.As(err, &se):
@@ -186,12 +197,12 @@ func (s *Session) finish(err error) {
 	case errors.As(err, &ne) && ne.Timeout():
 		se = stanza.StreamErr("connection-timeout", "")
 	default:
-		s.log.Warn("session failed", "err", err)
+		s.logger().Warn("session failed", "err", err)
 		se = stanza.StreamErr("internal-server-error", "")
 	}
 	var last [][]byte
 	if se != nil {
-		s.log.Info("stream error", "condition", se.Condition, "text", se.Text)
+		s.logger().Info("stream error", "condition", se.Condition, "text", se.Text)
 		last = append(last, s.t.encode(nil, se.Element()))
 	}
 	last = append(last, s.t.closeBytes())
@@ -390,12 +401,11 @@ func (s *Session) handleBind(ctx context.Context, iq *xmlstream.Element) error {
 	s.jid = full
 	s.bound = true
 	s.mu.Unlock()
-	s.log = s.log.With("jid", full.String())
 	_ = s.t.setReadDeadline(time.Time{})
 	s.t.setLimits(s.srv.cfg.Limits)
 	res := xmlstream.New(nsBind, "bind").Append(xmlstream.New(nsBind, "jid").SetText(full.String()))
 	s.sendNow(stanza.Result(iq, res))
-	s.log.Info("session bound")
+	s.logger().Info("session bound")
 	return nil
 }
 
