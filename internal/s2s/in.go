@@ -340,6 +340,13 @@ func (in *inSession) handleStanza(st *xmlstream.Element) error {
 	if !in.isAuthed(from.Domain()) {
 		return stanza.StreamErr("invalid-from", from.Domain()+" is not authenticated on this stream")
 	}
+	ctx := context.Background()
+	// The policy may have changed since the stream authenticated (an
+	// admin denying the domain while the server runs): it decides for
+	// every stanza, as RouteRemote does for ours.
+	if !in.srv.cfg.Policy.FederationAllowed(ctx, from.Domain()) {
+		return stanza.StreamErr("policy-violation", "this server does not federate with "+from.Domain())
+	}
 	to, err := jid.Parse(st.Get("to"))
 	if err != nil || st.Get("to") == "" {
 		return stanza.StreamErr("improper-addressing", "stanza without a valid to")
@@ -348,7 +355,6 @@ func (in *inSession) handleStanza(st *xmlstream.Element) error {
 		return stanza.StreamErr("host-unknown", "this server does not serve "+to.Domain())
 	}
 	st = st.CopyNS(xmlstream.NSServer, xmlstream.NSClient)
-	ctx := context.Background()
 	if to.Local() != "" && in.srv.cfg.Policy.Limited(ctx, to.Local()) {
 		in.srv.cfg.Router.Bounce(ctx, st, stanza.NotAllowed.WithText("this account does not talk to other servers"))
 		return nil

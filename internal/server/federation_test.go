@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -305,4 +306,104 @@ func TestFederationLimitedUser(t *testing.T) {
 	parent.Expect("message", isMessage("hi parent"))
 	kid.SendRaw("<message to='parent@a.test' type='chat'><body>local is fine</body></message>")
 	parent.Expect("local message", isMessage("local is fine"))
+}
+
+// TestFederationDenyWhileRunning: denying a domain in storage, as
+// `casp3r federation deny` does while the server runs, cuts off the
+// streams that domain authenticated before: our users' stanzas bounce
+// within about a second, and nothing more arrives from it.
+func TestFederationDenyWhileRunning(t *testing.T) {
+	a, b := federatedPair(t, nil)
+	a.addUser("alice", "pw")
+	b.addUser("bob", "pw")
+	alice := xmpptest.Login(t, a.addr(), "a.test", "alice", "pw", "pc")
+	alice.SendRaw("<presence/>")
+	bob := xmpptest.Login(t, b.addr(), "b.test", "bob", "pw", "phone")
+	bob.SendRaw("<presence/>")
+	alice.SendRaw("<message to='bob@b.test' type='chat'><body>before out</body></message>")
+	bob.Expect("message", isMessage("before out"))
+	bob.SendRaw("<message to='alice@a.test' type='chat'><body>before in</body></message>")
+	alice.Expect("message", isMessage("before in"))
+
+	// From here on one goroutine reads bob's stream.
+	bobIn := make(chan *xmlstream.Element, 256)
+	go func() {
+		defer close(bobIn)
+		for {
+			el, err := bob.Read()
+			if err != nil {
+				return
+			}
+			bobIn <- el
+		}
+	}()
+
+	if err := a.db.SetFederationRule(t.Context(), "b.test", "deny"); err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; ; i++ {
+		// A message, then a ping to a.test: its answer comes after the
+		// message's bounce, if there is one.
+		alice.SendRaw(fmt.Sprintf("<message to='bob@b.test' id='o%d' type='chat'><body>after out</body></message>"+
+			"<iq type='get' id='p%d' to='a.test'><ping xmlns='urn:xmpp:ping'/></iq>", i, i))
+		refused := false
+		for {
+			el := alice.Next()
+			if el.Get("id") == fmt.Sprintf("o%d", i) {
+				if el.Child("", "error").Child(stanzaNS, "not-allowed") == nil {
+					t.Fatalf("alice's message after the deny: %s", el)
+				}
+				refused = true
+			}
+			if el.Get("id") == fmt.Sprintf("p%d", i) {
+				break
+			}
+		}
+		if refused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice still reaches b.test 5s after the deny")
+		}
+		<-tick.C
+	}
+
+	// bob writes (on the stream b.test authenticated before the deny)
+	// until b.test bounces a message: a.test cut the stream off and
+	// refused the next one.
+	send := func(i int) {
+		bob.SendRaw(fmt.Sprintf("<message to='alice@a.test' id='i%d' type='chat'><body>after in</body></message>", i))
+	}
+	send(0)
+	for i, timeout := 1, time.After(xmpptest.Timeout); ; {
+		select {
+		case el, ok := <-bobIn:
+			if !ok {
+				t.Fatal("no bounce for bob's messages after the deny (bob's stream ended)")
+			}
+			if el.Name.Local == "message" && el.Get("type") == "error" && strings.HasPrefix(el.Get("id"), "i") {
+				t.Logf("bob's message %s after the deny bounced: %s", el.Get("id"), el)
+				goto bounced
+			}
+		case <-tick.C:
+			send(i)
+			i++
+		case <-timeout:
+			t.Fatal("no bounce for bob's messages after the deny")
+		}
+	}
+bounced:
+	alice.SendRaw("<iq type='get' id='last' to='a.test'><ping xmlns='urn:xmpp:ping'/></iq>")
+	for {
+		el := alice.Next()
+		if el.Get("id") == "last" {
+			break
+		}
+		if el.Name.Local == "message" {
+			t.Fatalf("alice got %s after b.test was denied", el)
+		}
+	}
 }
