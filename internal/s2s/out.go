@@ -345,7 +345,7 @@ func (o *outgoing) negotiate(c *stream.Conn, q *stream.Queue) error {
 			if _, _, err := o.open(c, q); err != nil {
 				return err
 			}
-			o.log.Debug("authenticated with SASL EXTERNAL")
+			o.log.Info("federation stream authenticated", "method", "SASL EXTERNAL")
 			return nil
 		}
 		o.log.Debug("SASL EXTERNAL refused, trying dialback", "reply", r.String())
@@ -367,7 +367,7 @@ func (o *outgoing) negotiate(c *stream.Conn, q *stream.Queue) error {
 			continue
 		}
 		if r.Get("type") == "valid" {
-			o.log.Debug("authenticated with dialback")
+			o.log.Info("federation stream authenticated", "method", "dialback")
 			return nil
 		}
 		return fmt.Errorf("%s refused our dialback key (%s)", o.domain, r.Get("type"))

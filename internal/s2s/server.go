@@ -36,10 +36,13 @@ type Config struct {
 	Domain jid.JID
 	// TLS is our server TLS config; its certificate is also presented to
 	// peers when we connect to them (for their SASL EXTERNAL).
-	TLS         *tls.Config
-	Roots       *x509.CertPool // trusted CAs for peers' certificates
-	Secret      []byte         // node secret: dialback keys
-	Dialback    bool           // accept and use dialback where certificates do not validate
+	TLS *tls.Config
+	// Roots returns the CAs trusted for peers' certificates. It is called
+	// once, when the first peer certificate is checked: the system's pool
+	// costs megabytes that a server that never federates should not pay.
+	Roots       func() (*x509.CertPool, error)
+	Secret      []byte // node secret: dialback keys
+	Dialback    bool   // accept and use dialback where certificates do not validate
 	Routes      map[string]string
 	Limits      xmlstream.Limits
 	IdleTimeout time.Duration
@@ -59,6 +62,10 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	resolver *net.Resolver
+
+	rootsOnce sync.Once
+	roots     *x509.CertPool
+	rootsErr  error
 
 	mu        sync.Mutex
 	out       map[string]*outgoing
@@ -218,12 +225,23 @@ func (s *Server) verifyPeer(cs *tls.ConnectionState, domain string) error {
 	if cs == nil || len(cs.PeerCertificates) == 0 {
 		return errors.New("no certificate")
 	}
+	s.rootsOnce.Do(func() {
+		if s.cfg.Roots != nil {
+			s.roots, s.rootsErr = s.cfg.Roots()
+		}
+		if s.roots == nil && s.rootsErr == nil {
+			s.roots = x509.NewCertPool()
+		}
+	})
+	if s.rootsErr != nil {
+		return fmt.Errorf("trusted certificates: %w", s.rootsErr)
+	}
 	inter := x509.NewCertPool()
 	for _, c := range cs.PeerCertificates[1:] {
 		inter.AddCert(c)
 	}
 	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-		Roots:         s.cfg.Roots,
+		Roots:         s.roots,
 		Intermediates: inter,
 		DNSName:       domain,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},

@@ -101,10 +101,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 
 	s.policy = policy.New(db, cfg.Federation, cfg.S2S.Allow, cfg.S2S.Deny)
 	s.policy.Logger = log.With("part", "policy")
-	roots, err := peerRoots(cfg)
-	if err != nil {
-		_ = db.Close()
-		return nil, err
+	if cfg.S2S.CAFile != "" {
+		// A mistake in the file should stop the start, not the first
+		// federation attempt.
+		if _, err := os.Stat(cfg.Path(cfg.S2S.CAFile)); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("s2s.ca_file: %w", err)
+		}
 	}
 	s.router = router.New(router.Config{
 		Domain:   domain,
@@ -114,7 +117,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 	s.s2s = s2s.New(s2s.Config{
 		Domain:   domain,
 		TLS:      st.TLSConfig(),
-		Roots:    roots,
+		Roots:    func() (*x509.CertPool, error) { return peerRoots(cfg) },
 		Secret:   secret,
 		Dialback: cfg.S2S.Dialback,
 		Routes:   cfg.S2S.Routes,

@@ -6,12 +6,10 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -278,7 +276,7 @@ var (
 		},
 	}
 	ejabberdKind = peerKind{
-		name: "ejabberd", domain: "ejabberd.test", start: startEjabberd,
+		name: "ejabberd", domain: "ejabberd.test", start: peers.StartEjabberd,
 		dialback: func(c string) []string {
 			return []string{
 				"Accepted inbound s2s dialback authentication " + c + " -> ejabberd.test",
@@ -294,57 +292,6 @@ var (
 	}
 )
 
-// erlWrapper is an `erl` that runs the real one (%s) in a private mount
-// namespace whose /etc/hosts is the hosts file named in $ERL_INETRC.
-//
-// Why: ejabberd 23.01 (p1_xmpp 1.6.1, xmpp_stream_out:a_lookup) resolves the
-// host of an outgoing s2s stream with net:getaddrinfo, that is libc and the
-// system's /etc/hosts, not Erlang's resolver, so the hosts file the peers
-// harness gives it (inetrc hosts_file) is not used for s2s at all. ejabberd
-// could then reach casp3r.test neither for its own stream nor to verify our
-// dialback key ("DNS lookup failed: enoname"). The bind mount is a copy at
-// start: add every domain to the Hosts before StartEjabberd.
-const erlWrapper = `#!/bin/sh
-# Written by casp3r test/interop/federation_test.go; see erlWrapper there.
-real=%q
-hosts=$(sed -n 's/^{hosts_file, *"\(.*\)"}\.$/\1/p' "$ERL_INETRC" 2>/dev/null)
-if [ -n "$hosts" ]; then
-	exec unshare --mount --propagation private sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$hosts" "$real" "$@"
-fi
-exec "$real" "$@"
-`
-
-// privateHostsForEjabberd puts erlWrapper first in PATH (once per run), so
-// that peers.StartEjabberd starts ejabberd through it. It skips (or fails)
-// the test where that cannot work: no erl, or no unshare/mount (needs root).
-var privateHostsForEjabberd = sync.OnceValue(func() error {
-	real, err := exec.LookPath("erl")
-	if err != nil {
-		return fmt.Errorf("erl not found (Debian: apt-get install ejabberd): %w", err)
-	}
-	if r := runCmd(cmdTimeout, "", nil, "unshare", "--mount", "--propagation", "private",
-		"sh", "-c", "mount --bind /etc/hosts /etc/hosts"); r.code != 0 {
-		return fmt.Errorf("ejabberd resolves s2s hosts through the system's /etc/hosts (getaddrinfo); "+
-			"giving it the test's hosts file needs `unshare --mount` and `mount --bind` (root): %v", r)
-	}
-	dir := filepath.Join(testEnv.tmp, "erl-private-hosts")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "erl"), fmt.Appendf(nil, erlWrapper, real), 0o755); err != nil {
-		return err
-	}
-	return os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-})
-
-func startEjabberd(t testing.TB, o peers.Options) *peers.Peer {
-	t.Helper()
-	if err := privateHostsForEjabberd(); err != nil {
-		skipOrFail(t, "%v", err)
-	}
-	return peers.StartEjabberd(t, o)
-}
-
 // ourAuthLines match CASP3R's log lines for a peer domain authenticated on
 // an incoming stream and for us authenticated on the outgoing one.
 func ourAuthLines(peerDomain string, external bool) []*regexp.Regexp {
@@ -352,12 +299,12 @@ func ourAuthLines(peerDomain string, external bool) []*regexp.Regexp {
 	if external {
 		return []*regexp.Regexp{
 			regexp.MustCompile(`msg="federation peer authenticated".*domain=` + q + ` method="SASL EXTERNAL"`),
-			regexp.MustCompile(`msg="authenticated with SASL EXTERNAL".*out=` + q + `|out=` + q + `.*msg="authenticated with SASL EXTERNAL"`),
+			regexp.MustCompile(`msg="federation stream authenticated".*out=` + q + `.*method="SASL EXTERNAL"`),
 		}
 	}
 	return []*regexp.Regexp{
 		regexp.MustCompile(`msg="federation peer authenticated".*domain=` + q + ` method=dialback`),
-		regexp.MustCompile(`msg="authenticated with dialback".*out=` + q + `|out=` + q + `.*msg="authenticated with dialback"`),
+		regexp.MustCompile(`msg="federation stream authenticated".*out=` + q + `.*method=dialback`),
 	}
 }
 
