@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"casp3r/internal/jid"
 	"casp3r/internal/stanza"
 	"casp3r/internal/stream"
@@ -27,6 +29,7 @@ type inSession struct {
 	log *slog.Logger
 	id  string
 
+	limit    *rate.Limiter
 	saslDone bool // authenticated with SASL EXTERNAL; the stream was restarted
 	fromHdr  string
 
@@ -37,7 +40,8 @@ type inSession struct {
 
 func (s *Server) startIncoming(conn net.Conn, directTLS bool) {
 	c := stream.NewConn(conn, s.cfg.Limits)
-	in := &inSession{srv: s, c: c, id: newStreamID(), authed: make(map[string]bool)}
+	in := &inSession{srv: s, c: c, id: newStreamID(), authed: make(map[string]bool),
+		limit: rate.NewLimiter(rate.Limit(s.cfg.StanzasPerSecond), 2*s.cfg.StanzasPerSecond)}
 	in.log = s.log.With("in", conn.RemoteAddr().String())
 	in.q = stream.NewQueue(4<<20, c.Write, c.SetWriteDeadline, func(error) { _ = c.Abort() })
 	s.mu.Lock()
@@ -136,6 +140,9 @@ func (in *inSession) run() error {
 				return nil // idle: close quietly
 			}
 			return err
+		}
+		if err := in.limit.Wait(context.Background()); err != nil {
+			return fmt.Errorf("rate limit: %w", err)
 		}
 		if err := in.handle(el); err != nil {
 			return err

@@ -40,12 +40,16 @@ type Config struct {
 	// Roots returns the CAs trusted for peers' certificates. It is called
 	// once, when the first peer certificate is checked: the system's pool
 	// costs megabytes that a server that never federates should not pay.
-	Roots       func() (*x509.CertPool, error)
-	Secret      []byte // node secret: dialback keys
-	Dialback    bool   // accept and use dialback where certificates do not validate
-	Routes      map[string]string
-	Limits      xmlstream.Limits
-	IdleTimeout time.Duration
+	Roots    func() (*x509.CertPool, error)
+	Secret   []byte // node secret: dialback keys
+	Dialback bool   // accept and use dialback where certificates do not validate
+	Routes   map[string]string
+	Limits   xmlstream.Limits
+	// StanzasPerSecond is the sustained rate of one incoming stream (bursts
+	// of twice that); a peer carries many users, so it is well above a
+	// client's. 0: 2000.
+	StanzasPerSecond int
+	IdleTimeout      time.Duration
 	// ConnectTimeout bounds connecting and authenticating to a peer.
 	ConnectTimeout time.Duration
 	// Attempts to reach a domain before its queued stanzas bounce.
@@ -88,6 +92,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Attempts == 0 {
 		cfg.Attempts = 3
+	}
+	if cfg.StanzasPerSecond == 0 {
+		cfg.StanzasPerSecond = 2000
 	}
 	if cfg.MaxQueue == 0 {
 		cfg.MaxQueue = 1000
