@@ -16,6 +16,9 @@
 // Certificates come from a throwaway CA (NewCA). Without one, each peer has
 // a self-signed certificate and federation falls back to dialback.
 //
+// ejabberd runs in a private mount namespace, to give it the hosts file
+// (see StartEjabberd): that needs root.
+//
 // A test whose server is not installed is skipped, unless
 // CASP3R_REQUIRE_INTEROP=1, which turns the skip into a failure. Debian
 // packages: prosody, lua-unbound, ejabberd, python3-slixmpp (for Client).

@@ -17,9 +17,10 @@ import (
 // test: it maps each XMPP domain to the 127.0.0.x address its server
 // listens on. Peers resolve s2s destinations only through it.
 //
-// Add every domain before starting Prosody: its resolver (libunbound) reads
-// the file once, at start (see Peer.ReloadDNS). ejabberd's resolver notices
-// changes by itself.
+// Add every domain before starting the peers: Prosody's resolver
+// (libunbound) reads the file once, at start, and ejabberd sees it as it
+// was at start (see StartEjabberd). Peer.ReloadDNS makes a running peer see
+// domains added later.
 type Hosts struct {
 	t    testing.TB
 	path string

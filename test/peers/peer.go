@@ -45,8 +45,8 @@ type Options struct {
 	// Users are the local parts of the accounts created at start, each
 	// with password Password ("pw").
 	Users []string
-	// Hosts resolves s2s destinations; Domain→Addr is added to it. Prosody
-	// reads it once, at start: add the other domains first, or call
+	// Hosts resolves s2s destinations; Domain→Addr is added to it. A peer
+	// sees it as it is at start: add the other domains first, or call
 	// ReloadDNS. Nil: a private file that knows only this peer's domain.
 	Hosts *Hosts
 	// CA, if set, issues the peer's certificate and is trusted for s2s
@@ -77,6 +77,8 @@ type Peer struct {
 	KeyPath          string // its key (PEM)
 
 	t           testing.TB
+	hosts       *Hosts
+	pid         int    // the server process; see Pid
 	logPath     string // the server's own log
 	consolePath string // stdout and stderr of the process
 	cmd         *exec.Cmd
@@ -90,7 +92,7 @@ type Peer struct {
 func (p *Peer) JID(local string) string { return local + "@" + p.Domain }
 
 // Pid is the server process (Prosody's lua, ejabberd's beam.smp).
-func (p *Peer) Pid() int { return p.cmd.Process.Pid }
+func (p *Peer) Pid() int { return p.pid }
 
 // Log is the server's log so far.
 func (p *Peer) Log() string {
@@ -179,7 +181,7 @@ func newPeer(t testing.TB, kind string, o *Options) *Peer {
 	}
 	p := &Peer{
 		Kind: kind, Domain: o.Domain, Addr: o.Addr, C2SPort: o.C2SPort, S2SPort: o.S2SPort,
-		Dir: filepath.Join(t.TempDir(), kind), t: t,
+		Dir: filepath.Join(t.TempDir(), kind), t: t, hosts: o.Hosts,
 	}
 	p.consolePath = filepath.Join(p.Dir, "console.log")
 	certDir := filepath.Join(p.Dir, "certs")
@@ -208,7 +210,7 @@ func (p *Peer) launch(dir string, env []string, argv ...string) {
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.Kind, err)
 	}
-	p.cmd, p.exited = cmd, make(chan struct{})
+	p.cmd, p.pid, p.exited = cmd, cmd.Process.Pid, make(chan struct{})
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.exited)

@@ -38,7 +38,8 @@ func TestFederation(t *testing.T) {
 		name       string
 		ca         bool
 		noDialback bool
-		// start Prosody first, so it needs ReloadDNS to find ejabberd.test
+		// Start Prosody first, so it needs ReloadDNS to find ejabberd.test;
+		// else ejabberd needs it to find prosody.test.
 		prosodyFirst bool
 		// the logs must show want and must not show notWant
 		wantProsody, wantEjabberd, notProsody, notEjabberd []string
@@ -84,8 +85,10 @@ func TestFederation(t *testing.T) {
 				ej = startEj()
 				pr.ReloadDNS()
 			} else {
+				// prosody.test enters the hosts file after ejabberd got its copy.
 				ej = startEj()
 				pr = startPr()
+				ej.ReloadDNS()
 			}
 			for _, p := range []*Peer{pr, ej} {
 				if got, want := listeners(t, p.Pid()), []string{p.Addr + ":5222", p.Addr + ":5269"}; !slices.Equal(got, want) {

@@ -62,16 +62,19 @@ func StartProsody(t testing.TB, o Options) *Peer {
 	return p
 }
 
-// ReloadDNS makes Prosody read the hosts file again (libunbound reads it
-// once, at start), for domains added to Hosts after StartProsody. It does
-// nothing for ejabberd, which notices changes itself.
+// ReloadDNS makes the server see the hosts file as it is now, for domains
+// added to Hosts after the server started: Prosody's resolver (libunbound)
+// reads the file once, at start; ejabberd sees a copy made at start (see
+// StartEjabberd), which this replaces.
 func (p *Peer) ReloadDNS() {
 	p.t.Helper()
-	if p.Kind != "prosody" {
-		return
+	switch p.Kind {
+	case "prosody":
+		ctl := lookPath(p.t, "prosodyctl", "prosody")
+		p.prosodyShell(ctl, filepath.Join(p.Dir, "prosody.cfg.lua"), `require"net.adns".dns.purge(); return "purged"`, "Result: purged")
+	case "ejabberd":
+		p.ejabberdReloadHosts()
 	}
-	ctl := lookPath(p.t, "prosodyctl", "prosody")
-	p.prosodyShell(ctl, filepath.Join(p.Dir, "prosody.cfg.lua"), `require"net.adns".dns.purge(); return "purged"`, "Result: purged")
 }
 
 // prosodyShell runs Lua code in the server through `prosodyctl shell`
