@@ -133,7 +133,7 @@ func (db *DB) SetCredentials(ctx context.Context, user string, c storage.Credent
 func (db *DB) Credentials(ctx context.Context, user string) (storage.Credentials, error) {
 	var raw []byte
 	var c storage.Credentials
-	err := db.r.QueryRowContext(ctx, `SELECT credentials FROM accounts WHERE name = ?`, user).Scan(&raw)
+	err := db.queryRow(ctx, `SELECT credentials FROM accounts WHERE name = ?`, user).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("credentials of %q: %w", user, storage.ErrNotFound)
 	}
@@ -149,7 +149,7 @@ func (db *DB) Credentials(ctx context.Context, user string) (storage.Credentials
 // AccountExists reports whether the account user exists.
 func (db *DB) AccountExists(ctx context.Context, user string) (bool, error) {
 	var one int
-	err := db.r.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE name = ?`, user).Scan(&one)
+	err := db.queryRow(ctx, `SELECT 1 FROM accounts WHERE name = ?`, user).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -161,7 +161,7 @@ func (db *DB) AccountExists(ctx context.Context, user string) (bool, error) {
 
 // Accounts returns the names of all accounts, sorted.
 func (db *DB) Accounts(ctx context.Context) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT name FROM accounts ORDER BY name`)
+	rows, err := db.query(ctx, `SELECT name FROM accounts ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}

@@ -77,6 +77,9 @@ type DB struct {
 
 	reqPool sync.Pool
 
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // kept read statements (stmt.go)
+
 	commits  atomic.Uint64
 	requests atomic.Uint64
 	received atomic.Uint64 // requests taken off reqs by the writer (for tests)
@@ -176,7 +179,7 @@ func (db *DB) Close() error {
 	close(db.reqs)
 	db.mu.Unlock()
 	<-db.done
-	return errors.Join(db.w.Close(), db.r.Close())
+	return errors.Join(db.closeStmts(), db.w.Close(), db.r.Close())
 }
 
 // request is one change submitted to the writer.

@@ -94,7 +94,7 @@ func (t *wtx) federationRule(domain string) (string, error) {
 // FederationRules returns every federation rule: the action
 // (storage.FederationAllow or FederationDeny) by domain.
 func (db *DB) FederationRules(ctx context.Context) (map[string]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT domain, action FROM federation_domains`)
+	rows, err := db.query(ctx, `SELECT domain, action FROM federation_domains`)
 	if err != nil {
 		return nil, fmt.Errorf("load federation rules: %w", err)
 	}
@@ -117,7 +117,7 @@ func (db *DB) FederationRules(ctx context.Context) (map[string]string, error) {
 // storage.ServerLogFederation) with seq > afterSeq, in order; Account holds
 // the log's name. A log with no events is empty.
 func (db *DB) ServerLog(ctx context.Context, log string, afterSeq uint64) ([]storage.Event, error) {
-	rows, err := db.r.QueryContext(ctx,
+	rows, err := db.query(ctx,
 		`SELECT seq, type, data, time, prev, hash FROM server_events WHERE log = ? AND seq > ? ORDER BY seq`,
 		log, int64(afterSeq))
 	if err != nil {

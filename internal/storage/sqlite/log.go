@@ -17,7 +17,7 @@ import (
 // log of a deleted account is kept; a name that never had an account has an
 // empty log.
 func (db *DB) Log(ctx context.Context, user string, afterSeq uint64) ([]storage.Event, error) {
-	rows, err := db.r.QueryContext(ctx,
+	rows, err := db.query(ctx,
 		`SELECT seq, type, data, time, prev, hash FROM events WHERE account = ? AND seq > ? ORDER BY seq`,
 		user, int64(afterSeq))
 	if err != nil {
@@ -43,7 +43,7 @@ func (db *DB) Log(ctx context.Context, user string, afterSeq uint64) ([]storage.
 // Head returns the signed head of user's log, or storage.ErrNotFound.
 func (db *DB) Head(ctx context.Context, user string) (storage.Head, error) {
 	h := storage.Head{Account: user}
-	err := db.r.QueryRowContext(ctx, `SELECT seq, hash, sig FROM heads WHERE account = ?`, user).
+	err := db.queryRow(ctx, `SELECT seq, hash, sig FROM heads WHERE account = ?`, user).
 		Scan(&h.Seq, &h.Hash, &h.Sig)
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, fmt.Errorf("log head of %q: %w", user, storage.ErrNotFound)

@@ -42,7 +42,7 @@ func (db *DB) StoreOffline(ctx context.Context, user string, stanza []byte, max 
 
 // OfflineMessages returns the offline messages of user, oldest first.
 func (db *DB) OfflineMessages(ctx context.Context, user string) ([]storage.OfflineMessage, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, stanza, stored FROM offline WHERE account = ? ORDER BY id`, user)
+	rows, err := db.query(ctx, `SELECT id, stanza, stored FROM offline WHERE account = ? ORDER BY id`, user)
 	if err != nil {
 		return nil, fmt.Errorf("load offline messages: %w", err)
 	}

@@ -54,7 +54,7 @@ func (db *DB) SetRole(ctx context.Context, user, role string) error {
 // account.
 func (db *DB) Role(ctx context.Context, user string) (string, error) {
 	var role string
-	err := db.r.QueryRowContext(ctx, `SELECT role FROM accounts WHERE name = ?`, user).Scan(&role)
+	err := db.queryRow(ctx, `SELECT role FROM accounts WHERE name = ?`, user).Scan(&role)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("role of %q: %w", user, storage.ErrNotFound)
 	}
@@ -66,7 +66,7 @@ func (db *DB) Role(ctx context.Context, user string) (string, error) {
 
 // Roles returns the role of every account, by account name.
 func (db *DB) Roles(ctx context.Context) (map[string]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT name, role FROM accounts`)
+	rows, err := db.query(ctx, `SELECT name, role FROM accounts`)
 	if err != nil {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}

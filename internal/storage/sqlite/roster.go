@@ -71,7 +71,7 @@ func (db *DB) Roster(ctx context.Context, user string) (items []storage.RosterIt
 // RosterItem returns the item jid of user's roster, or storage.ErrNotFound.
 func (db *DB) RosterItem(ctx context.Context, user, jid string) (storage.RosterItem, error) {
 	var it storage.RosterItem
-	row := db.r.QueryRowContext(ctx, `SELECT `+rosterCols+` FROM roster WHERE account = ? AND jid = ?`, user, jid)
+	row := db.queryRow(ctx, `SELECT `+rosterCols+` FROM roster WHERE account = ? AND jid = ?`, user, jid)
 	err := scanRosterItem(row, &it)
 	if errors.Is(err, sql.ErrNoRows) {
 		return it, fmt.Errorf("roster item %q of %q: %w", jid, user, storage.ErrNotFound)

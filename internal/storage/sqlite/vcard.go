@@ -43,7 +43,7 @@ func (db *DB) SetVCard(ctx context.Context, user string, xml []byte) error {
 // there is no such account or it has stored none.
 func (db *DB) VCard(ctx context.Context, user string) ([]byte, error) {
 	var xml []byte
-	err := db.r.QueryRowContext(ctx, `SELECT xml FROM vcards WHERE account = ?`, user).Scan(&xml)
+	err := db.queryRow(ctx, `SELECT xml FROM vcards WHERE account = ?`, user).Scan(&xml)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("vCard of %q: %w", user, storage.ErrNotFound)
 	}
