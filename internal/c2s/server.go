@@ -101,33 +101,24 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	var delay time.Duration
-	for {
-		conn, err := l.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.shutdown
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept", "err", err, "retry_in", delay)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("accept: %w", err)
-		}
-		delay = 0
+	err := stream.Accept(l, s.isShutdown, func(conn net.Conn) {
 		if directTLS {
 			conn = tls.Server(conn, s.cfg.TLS)
 		}
 		if !s.startSession(newTCPTransport(conn, s.cfg.PreAuthLimits), directTLS) {
 			_ = conn.Close()
 		}
+	}, s.log)
+	if err == nil {
+		return ErrServerClosed
 	}
+	return err
+}
+
+func (s *Server) isShutdown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
 }
 
 // startSession registers and runs a session; false when the server is

@@ -38,7 +38,7 @@ type inSession struct {
 	closed bool
 }
 
-func (s *Server) startIncoming(conn net.Conn, directTLS bool) {
+func (s *Server) startIncoming(conn net.Conn) {
 	c := stream.NewConn(conn, s.cfg.Limits)
 	in := &inSession{srv: s, c: c, id: newStreamID(), authed: make(map[string]bool),
 		limit: rate.NewLimiter(rate.Limit(s.cfg.StanzasPerSecond), 2*s.cfg.StanzasPerSecond)}

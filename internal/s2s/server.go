@@ -15,6 +15,7 @@ import (
 
 	"casp3r/internal/jid"
 	"casp3r/internal/stanza"
+	"casp3r/internal/stream"
 	"casp3r/internal/xmlstream"
 )
 
@@ -176,30 +177,22 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	var delay time.Duration
-	for {
-		conn, err := l.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("accept: %w", err)
-		}
-		delay = 0
+	err := stream.Accept(l, s.isClosed, func(conn net.Conn) {
 		if directTLS {
 			conn = tls.Server(conn, s.serverTLS())
 		}
-		s.startIncoming(conn, directTLS)
+		s.startIncoming(conn)
+	}, s.log)
+	if err == nil {
+		return ErrServerClosed
 	}
+	return err
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // serverTLS is our TLS config for incoming streams: it asks for the peer's
