@@ -1,6 +1,7 @@
 package xmlstream
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/xml"
 	"io"
@@ -30,6 +31,45 @@ func BenchmarkNextMessage(b *testing.B) {
 	restart := func() {
 		src.Reset(data)
 		r = NewReader(src, lim)
+		if _, err := r.ReadHeader(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	restart()
+	b.SetBytes(int64(len(chatMessage) + 1))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		e, err := r.Next()
+		if err == io.EOF {
+			restart()
+			e, err = r.Next()
+		}
+		if err != nil || e == nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNextMessageBufio reads the same stream through a 512-byte
+// bufio.Reader, as internal/stream does.
+func BenchmarkNextMessageBufio(b *testing.B) {
+	const n = 1000
+	var buf bytes.Buffer
+	buf.WriteString(clientHeader)
+	for range n {
+		buf.WriteString(chatMessage)
+		buf.WriteByte('\n')
+	}
+	data := buf.Bytes()
+	src := bytes.NewReader(data)
+	br := bufio.NewReaderSize(src, 512)
+	lim := Limits{MaxStanzaBytes: 1 << 16, MaxDepth: 16, MaxAttrs: 32}
+	var r *Reader
+	restart := func() {
+		src.Reset(data)
+		br.Reset(src)
+		r = NewReader(br, lim)
 		if _, err := r.ReadHeader(); err != nil {
 			b.Fatal(err)
 		}

@@ -4,6 +4,11 @@
 // entity declarations; UTF-8 only), and the one-element frames of XMPP over
 // WebSocket (RFC 7395 §3.3).
 //
+// The reader has its own tokenizer for that restricted XML: XML 1.0 (fifth
+// edition) with namespaces, UTF-8 only, the five predefined entities and
+// character references, CDATA sections (read as text) and an optional XML
+// declaration.
+//
 // The reader enforces limits while it reads: the bytes of one top-level
 // element, the nesting depth and the number of attributes. A peer that goes
 // over the size limit is cut off once the limit has been read, before more is
@@ -14,12 +19,10 @@ package xmlstream
 import (
 	"bufio"
 	"bytes"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
-	"unicode/utf8"
+	"sync"
 )
 
 // Limits bound what a peer can make a reader hold. Zero means no limit.
@@ -55,25 +58,30 @@ const (
 // Reader reads one XML stream: ReadHeader, then Next until it fails. It is not
 // safe for concurrent use.
 type Reader struct {
-	src    countReader
+	src    source
 	lim    Limits
 	base   []binding // namespace declarations on the stream open tag
-	stream xml.Name  // the stream open tag's raw (prefix, local) name
-	hdr    bool      // header read
-	closed bool      // the stream open tag was self-closing
-	err    error     // sticky failure
+	prefix string    // the stream open tag's name as written
+	local  string
+	hdr    bool  // header read
+	closed bool  // the stream open tag was self-closing
+	err    error // sticky failure
 }
 
+// binding is one namespace declaration of the stream header; prefix "" is
+// the default namespace.
+type binding struct{ prefix, uri string }
+
 // NewReader returns a reader of the stream in r. If r is an io.ByteReader (a
-// *bufio.Reader, say) it is read directly, one byte at a time, and never reads
-// past the end of the element it returns; otherwise a small buffer is put under
-// it.
+// *bufio.Reader, say) it is read directly and never past the end of the
+// element returned; otherwise a small buffer is put under it.
 func NewReader(r io.Reader, lim Limits) *Reader {
 	br, ok := r.(io.ByteReader)
 	if !ok {
 		br = bufio.NewReaderSize(r, readBufSize)
 	}
-	return &Reader{src: countReader{r: br, back: -1}, lim: lim}
+	buf, _ := br.(*bufio.Reader)
+	return &Reader{src: source{br: br, buf: buf, back: -1}, lim: lim}
 }
 
 // SetLimits changes the limits from the next element on, for example to raise
@@ -85,10 +93,8 @@ func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
 // buffered in the underlying reader. Call ReadHeader next. After STARTTLS,
 // make a new Reader on the TLS connection instead.
 func (r *Reader) Reset() {
-	r.src.start(0)
-	r.src.err = nil
 	r.base = nil
-	r.stream = xml.Name{}
+	r.prefix, r.local = "", ""
 	r.hdr = false
 	r.closed = false
 	r.err = nil
@@ -106,40 +112,76 @@ func (r *Reader) ReadHeader() (Header, error) {
 	if r.hdr {
 		return Header{}, errors.New("xmlstream: header already read")
 	}
-	if err := r.begin(maxHeaderBytes); err != nil {
+	if err := r.begin(); err != nil {
 		return Header{}, err
 	}
-	p := parser{src: &r.src, mode: modeHeader, ns: make([]binding, 0, 8)}
-	e, err := p.run()
-	r.src.start(0)
+	p := getParser(&r.src, modeHeader, Limits{}, maxHeaderBytes)
+	defer putParser(p)
+	err := p.run()
+	r.src.consumed(p)
 	if err != nil {
-		return Header{}, r.fail(err)
+		return Header{}, r.fail(p.ioError(err))
 	}
-	if !e.Is(NSStream, "stream") {
+	e := &p.elems[0]
+	if space := p.nsString(e.space); space != NSStream || !p.is(e.name.local, "stream") {
 		return Header{}, r.fail(&Error{Condition: "invalid-namespace",
-			Text: fmt.Sprintf("expected <stream> in %s, got <%s> in %q", NSStream, e.Name.Local, e.Name.Space)})
+			Text: fmt.Sprintf("expected <stream> in %s, got <%s> in %q", NSStream, p.bytes(e.name.local), space)})
 	}
-	def, _ := lookup(p.ns, "")
-	if def != NSClient && def != NSServer {
+	def, _ := p.lookup(nil)
+	if s := p.nsString(def); s != NSClient && s != NSServer {
 		return Header{}, r.fail(&Error{Condition: "invalid-namespace",
-			Text: fmt.Sprintf("unsupported content namespace %q", def)})
+			Text: fmt.Sprintf("unsupported content namespace %q", s)})
 	}
 	// Keep a little room for the declarations of stanzas, which are
 	// appended to the header's in place.
-	r.base = append(make([]binding, 0, len(p.ns)+4), p.ns...)
-	r.stream = p.raw
+	r.base = make([]binding, 0, len(p.ns)+4)
+	for _, d := range p.ns {
+		r.base = append(r.base, binding{prefix: intern(p.bytes(d.prefix)), uri: intern(p.bytes(d.uri))})
+	}
+	r.prefix, r.local = intern(p.bytes(e.name.prefix)), intern(p.bytes(e.name.local))
 	r.hdr = true
-	// A self-closing open tag ends the stream at once: the byte before the
-	// final '>' is '/' only for "/>".
-	r.closed = r.src.prev == '/'
-	return Header{
-		To:        e.Get("to"),
-		From:      e.Get("from"),
-		ID:        e.Get("id"),
-		Version:   e.Get("version"),
-		Lang:      e.Lang(),
-		DefaultNS: def,
-	}, nil
+	r.closed = p.selfClosing
+	var h Header
+	for _, a := range p.attrs[e.attr0:e.attr1] {
+		var f *string
+		switch {
+		case a.space.off == nsXML && p.is(a.local, "lang"):
+			f = &h.Lang
+		case a.space.off != nsNone:
+		case p.is(a.local, "to"):
+			f = &h.To
+		case p.is(a.local, "from"):
+			f = &h.From
+		case p.is(a.local, "id"):
+			f = &h.ID
+		case p.is(a.local, "version"):
+			f = &h.Version
+		}
+		if f != nil {
+			*f = string(p.bytes(a.value))
+		}
+	}
+	h.DefaultNS = p.nsString(def)
+	return h, nil
+}
+
+// nsString returns a resolved namespace as a new string.
+func (p *parser) nsString(s span) string {
+	if s.off < 0 {
+		return p.nsText(s)
+	}
+	return intern(p.bytes(s))
+}
+
+// intern returns b as a string, without allocating for the names and
+// namespaces that every stream header has.
+func intern(b []byte) string {
+	for _, s := range [...]string{"", NSClient, NSServer, NSStream, "stream", "jabber:server:dialback", "db"} {
+		if string(b) == s {
+			return s
+		}
+	}
+	return string(b)
 }
 
 // Next returns the next complete child of the stream element: a stanza or a
@@ -162,31 +204,33 @@ func (r *Reader) Next() (*Element, error) {
 		r.err = ErrClosed
 		return nil, ErrClosed
 	}
-	if err := r.begin(r.lim.MaxStanzaBytes); err != nil {
+	if err := r.begin(); err != nil {
 		return nil, err
 	}
-	p := parser{src: &r.src, mode: modeStanza, lim: r.lim, ns: r.base}
-	e, err := p.run()
-	r.src.start(0)
-	if err != nil {
-		return nil, r.fail(err)
-	}
-	if e == nil { // an end tag at the stream's level
-		if p.end != r.stream {
-			return nil, r.fail(notWellFormed(fmt.Sprintf("</%s> does not close the stream", qname(p.end))))
+	p := getParser(&r.src, modeStanza, r.lim, r.lim.MaxStanzaBytes)
+	defer putParser(p)
+	p.base = r.base
+	err := p.run()
+	r.src.consumed(p)
+	switch {
+	case err != nil:
+		return nil, r.fail(p.ioError(err))
+	case p.closing: // an end tag at the stream's level
+		if !p.is(p.end.prefix, r.prefix) || !p.is(p.end.local, r.local) {
+			return nil, r.fail(notWellFormed(fmt.Sprintf("</%s> does not close the stream", p.qstr(p.end))))
 		}
 		r.err = ErrClosed
 		return nil, ErrClosed
 	}
-	return e, nil
+	return p.tree(), nil
 }
 
-// begin skips whitespace up to the next '<' and starts counting there, with
-// limit max. Whitespace is not counted; a read error here is returned without
-// making r fail, since no parse state is lost.
-func (r *Reader) begin(max int) error {
+// begin skips whitespace up to the next '<' and leaves it to the parser.
+// Whitespace is not counted against the limits; a read error here is
+// returned without making r fail, since no parse state is lost.
+func (r *Reader) begin() error {
 	for {
-		b, err := r.src.readRaw()
+		b, err := r.src.br.ReadByte()
 		if err == io.EOF {
 			return io.EOF
 		}
@@ -198,7 +242,6 @@ func (r *Reader) begin(max int) error {
 			continue
 		case '<':
 			r.src.back = int(b)
-			r.src.start(max)
 			return nil
 		case 0xEF: // a UTF-8 byte order mark may start the document
 			if !r.hdr && r.readBOM() {
@@ -214,8 +257,8 @@ func (r *Reader) begin(max int) error {
 
 // readBOM reads the rest of a byte order mark after its first byte.
 func (r *Reader) readBOM() bool {
-	b1, err1 := r.src.readRaw()
-	b2, err2 := r.src.readRaw()
+	b1, err1 := r.src.br.ReadByte()
+	b2, err2 := r.src.br.ReadByte()
 	return err1 == nil && err2 == nil && b1 == 0xBB && b2 == 0xBF
 }
 
@@ -235,451 +278,125 @@ func ParseFrame(data []byte, lim Limits) (*Element, error) {
 	if len(data) == 0 {
 		return nil, notWellFormed("empty frame")
 	}
-	if lim.MaxStanzaBytes > 0 && len(data) > lim.MaxStanzaBytes {
+	if lim.MaxStanzaBytes > 0 && len(data) > lim.MaxStanzaBytes || len(data) > maxElemBytes {
 		return nil, policyViolation(fmt.Sprintf("frame of %d bytes is over the limit of %d", len(data), lim.MaxStanzaBytes))
 	}
-	br := bytes.NewReader(data)
-	p := parser{src: &countReader{r: br, back: -1}, mode: modeFrame, lim: lim}
-	e, err := p.run()
-	if err != nil {
-		return nil, err
+	p := getParser(nil, modeFrame, lim, 0)
+	defer putParser(p)
+	p.raw = append(p.raw, data...) // decoded in place: not the caller's bytes
+	if err := p.run(); err != nil {
+		return nil, p.ioError(err)
 	}
-	if br.Len() > 0 {
+	if p.pos < len(p.raw) {
 		return nil, notWellFormed("data after the element in the frame")
 	}
-	return e, nil
+	return p.tree(), nil
 }
 
-// errTooLarge is what countReader returns past its limit.
-var errTooLarge = errors.New("xmlstream: size limit reached")
-
-// errCharset is what the decoders' CharsetReader returns: only UTF-8 is
-// allowed (RFC 6120 §11.6).
-var errCharset = errors.New("xmlstream: only UTF-8 is supported")
-
-func refuseCharset(string, io.Reader) (io.Reader, error) { return nil, errCharset }
-
-// countReader is the io.ByteReader the XML decoder reads through. It counts
-// the bytes of the current element and fails once they reach max, before
-// reading more from the source; it also holds one pushed-back byte and the
-// last two bytes read.
-type countReader struct {
-	r          io.ByteReader
-	back       int // pushed-back byte, or -1
-	n, max     int // bytes read since start; limit (0 = none)
-	last, prev byte
-	err        error // the last error of r
-}
-
-func (c *countReader) start(max int) { c.n, c.max, c.err = 0, max, nil }
-
-func (c *countReader) ReadByte() (byte, error) {
-	if c.max > 0 && c.n >= c.max {
-		return 0, errTooLarge
-	}
-	b, err := c.readRaw()
-	if err != nil {
-		return 0, err
-	}
-	c.n++
-	c.prev, c.last = c.last, b
-	return b, nil
-}
-
-// Read exists so that countReader is an io.Reader, which xml.NewDecoder
-// takes; the decoder only calls ReadByte.
-func (c *countReader) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	b, err := c.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	p[0] = b
-	return 1, nil
-}
-
-func (c *countReader) readRaw() (byte, error) {
-	if c.back >= 0 {
-		b := byte(c.back)
-		c.back = -1
-		return b, nil
-	}
-	b, err := c.r.ReadByte()
-	if err != nil {
-		c.err = err
-		return 0, err
-	}
-	return b, nil
-}
-
-// binding is one namespace declaration in scope; prefix "" is the default
-// namespace.
-type binding struct{ prefix, uri string }
-
-// lookup finds the innermost declaration of prefix.
-func lookup(ns []binding, prefix string) (string, bool) {
-	for i := len(ns) - 1; i >= 0; i-- {
-		if ns[i].prefix == prefix {
-			return ns[i].uri, true
-		}
-	}
-	return "", false
-}
-
-type parseMode uint8
-
-const (
-	modeStanza parseMode = iota // a child of the stream element, or the stream's end tag
-	modeHeader                  // prolog, then the stream open tag
-	modeFrame                   // prolog, then one complete element
-)
-
-// frame is one open element.
-type frame struct {
-	e      *Element
-	prefix string // raw prefix, to match the end tag
-	mark   int    // len(ns) before the element's declarations
-}
-
-// parser builds one top-level element from the tokens of a fresh
-// xml.Decoder. A decoder lives for one element only, so that its buffer (as
-// large as the largest token) is not kept between elements.
-type parser struct {
-	src  *countReader
-	mode parseMode
-	lim  Limits
-	ns   []binding
-	raw  xml.Name // raw name of the last start tag
-	end  xml.Name // raw name of an end tag met at depth 0 (modeStanza)
-
-	// Pending character data of the innermost open element: adjacent
-	// pieces (text, CDATA sections) become one text node.
-	text    string
-	textBuf []byte
-	hasText bool
-	merged  bool // text is in textBuf
-}
-
-func (p *parser) run() (*Element, error) {
-	d := xml.NewDecoder(p.src)
-	d.CharsetReader = refuseCharset
-	var stackBuf [8]frame // shallow elements need no allocation for the stack
-	stack := stackBuf[:0]
-	prolog := p.mode != modeStanza
-	first := true
-	for ; ; first = false {
-		tok, err := d.RawToken()
-		if err != nil {
-			return nil, p.readError(err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			var parent *Element
-			if len(stack) > 0 {
-				parent = stack[len(stack)-1].e
-			}
-			mark := len(p.ns)
-			e, err := p.start(t, len(stack)+1, parent)
-			if err != nil {
-				return nil, err
-			}
-			if p.mode == modeHeader {
-				return e, nil
-			}
-			stack = append(stack, frame{e: e, prefix: t.Name.Space, mark: mark})
-			prolog = false
-		case xml.EndElement:
-			if len(stack) == 0 {
-				if p.mode == modeStanza {
-					p.end = t.Name
-					return nil, nil
-				}
-				return nil, notWellFormed(fmt.Sprintf("unexpected </%s>", qname(t.Name)))
-			}
-			f := stack[len(stack)-1]
-			if t.Name.Space != f.prefix || t.Name.Local != f.e.Name.Local {
-				return nil, notWellFormed(fmt.Sprintf("<%s> closed by </%s>",
-					qname(xml.Name{Space: f.prefix, Local: f.e.Name.Local}), qname(t.Name)))
-			}
-			p.flushText(f.e)
-			stack[len(stack)-1] = frame{}
-			stack = stack[:len(stack)-1]
-			p.ns = p.ns[:f.mark]
-			if len(stack) == 0 {
-				return f.e, nil
-			}
-		case xml.CharData:
-			if len(stack) == 0 {
-				if prolog && isSpace(t) {
-					break
-				}
-				if p.mode == modeStanza {
-					return nil, notWellFormed("text directly inside the stream")
-				}
-				return nil, notWellFormed("text outside the element")
-			}
-			p.addText(t)
-		case xml.ProcInst:
-			if prolog && first && t.Target == "xml" {
-				break // the XML declaration; the decoder checked version and encoding
-			}
-			return nil, restrictedXML("processing instruction <?" + t.Target + "?>")
-		case xml.Comment:
-			return nil, restrictedXML("comment")
-		case xml.Directive:
-			return nil, restrictedXML("DTD or other directive <!" + firstWord(t) + ">")
-		}
-	}
-}
-
-// readError turns a decoder error into what the reader returns.
-func (p *parser) readError(err error) error {
+// ioError turns what the parser returned into what the reader returns.
+func (p *parser) ioError(err error) error {
 	switch {
-	case errors.Is(err, errTooLarge):
+	case err == errTooLarge:
 		if p.mode == modeHeader {
-			return policyViolation(fmt.Sprintf("stream header over %d bytes", p.src.max))
+			return policyViolation(fmt.Sprintf("stream header over %d bytes", p.max))
 		}
-		return policyViolation(fmt.Sprintf("element over %d bytes", p.src.max))
-	case errors.Is(err, errCharset):
-		if p.mode == modeStanza {
-			return restrictedXML("XML declaration inside the stream")
-		}
-		return &Error{Condition: "unsupported-encoding", Text: "only UTF-8 is supported"}
+		return policyViolation(fmt.Sprintf("element over %d bytes", p.max))
 	case err == io.EOF:
 		return notWellFormed("unexpected EOF")
-	case p.src.err != nil && err == p.src.err:
-		return fmt.Errorf("read stream: %w", err)
 	}
-	var se *xml.SyntaxError
-	if errors.As(err, &se) {
-		return notWellFormed(se.Msg)
+	if _, ok := err.(*Error); ok {
+		return err
 	}
-	return notWellFormed(err.Error())
+	return fmt.Errorf("read stream: %w", err)
 }
 
-// start opens an element at depth (1 for the top-level element) and adds
-// it to parent.
-func (p *parser) start(t xml.StartElement, depth int, parent *Element) (*Element, error) {
-	if p.mode != modeHeader && p.lim.MaxDepth > 0 && depth > p.lim.MaxDepth {
-		return nil, policyViolation(fmt.Sprintf("elements nested deeper than %d", p.lim.MaxDepth))
+// source is what a Reader reads from. A *bufio.Reader is read through Peek
+// and Discard, a window at a time, discarding only what the parser used;
+// another io.ByteReader is read a byte at a time, up to each '>' (an element
+// ends with one, so that never reads past it).
+type source struct {
+	br   io.ByteReader
+	buf  *bufio.Reader // br, if it is one
+	back int           // a '<' that begin read, or -1
+	win  int           // bytes of buf copied to the parser and not discarded
+}
+
+// read appends at most limit bytes (no limit if limit <= 0) to p.raw and
+// returns how many; with an error if it stopped short.
+func (s *source) read(p *parser, limit int) (int, error) {
+	if s.back >= 0 {
+		p.raw = append(p.raw, byte(s.back))
+		s.back = -1
+		return 1, nil
 	}
-	mark := len(p.ns)
+	if s.buf != nil {
+		if s.win > 0 {
+			_, _ = s.buf.Discard(s.win) // already buffered: cannot fail
+			s.win = 0
+		}
+		if _, err := s.buf.Peek(1); err != nil {
+			return 0, err
+		}
+		// Start small, so that a short stanza does not copy all that is
+		// buffered after it, then double.
+		n := min(s.buf.Buffered(), max(512, len(p.raw)))
+		if limit > 0 {
+			n = min(n, limit)
+		}
+		w, _ := s.buf.Peek(n)
+		p.raw = append(p.raw, w...)
+		s.win = n
+		return n, nil
+	}
+	raw := p.raw
 	n := 0
-	for _, a := range t.Attr {
-		switch {
-		case a.Name.Space == "xmlns":
-			if err := p.declare(a.Name.Local, a.Value, mark); err != nil {
-				return nil, err
-			}
-		case a.Name.Space == "" && a.Name.Local == "xmlns":
-			if err := p.declare("", a.Value, mark); err != nil {
-				return nil, err
-			}
-		default:
-			n++
+	var err error
+	for {
+		var c byte
+		if c, err = s.br.ReadByte(); err != nil {
+			break
+		}
+		raw = append(raw, c)
+		n++
+		if c == '>' || n == limit {
+			break
 		}
 	}
-	if p.mode != modeHeader && p.lim.MaxAttrs > 0 && n > p.lim.MaxAttrs {
-		return nil, policyViolation(fmt.Sprintf("more than %d attributes on <%s>", p.lim.MaxAttrs, qname(t.Name)))
-	}
-	if err := checkLocal(t.Name); err != nil {
-		return nil, err
-	}
-	space, ok := p.resolve(t.Name, true)
-	if !ok {
-		if p.mode == modeHeader && t.Name.Space != "xmlns" {
-			return nil, &Error{Condition: "bad-namespace-prefix", Text: "undeclared prefix " + t.Name.Space}
-		}
-		return nil, notWellFormed(fmt.Sprintf("undeclared prefix in <%s>", qname(t.Name)))
-	}
-	if space == NSXML {
-		return nil, notWellFormed(fmt.Sprintf("element <%s> in the xml namespace", qname(t.Name)))
-	}
-	// Resolve the attributes in place, dropping the declarations.
-	attrs := t.Attr[:0]
-	for _, a := range t.Attr {
-		if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
-			continue
-		}
-		if err := checkLocal(a.Name); err != nil {
-			return nil, err
-		}
-		s, ok := p.resolve(a.Name, false)
-		if !ok {
-			return nil, notWellFormed(fmt.Sprintf("undeclared prefix in attribute %s", qname(a.Name)))
-		}
-		attrs = append(attrs, xml.Attr{Name: xml.Name{Space: s, Local: a.Name.Local}, Value: a.Value})
-	}
-	clear(t.Attr[len(attrs):])
-	if len(attrs) == 0 {
-		attrs = nil
-	} else if dupAttr(attrs) {
-		return nil, notWellFormed(fmt.Sprintf("duplicate attribute on <%s>", qname(t.Name)))
-	}
-	e := &Element{Name: xml.Name{Space: space, Local: t.Name.Local}, Attr: attrs}
-	p.raw = t.Name
-	if p.mode == modeHeader {
-		return e, nil
-	}
-	if parent != nil {
-		p.flushText(parent)
-		if parent.Nodes == nil && depth == 2 {
-			parent.Nodes = make([]Node, 0, 4) // stanzas often have a few children
-		}
-		parent.Nodes = append(parent.Nodes, Node{Elem: e})
-	}
-	return e, nil
+	p.raw = raw
+	return n, err
 }
 
-// declare adds a namespace declaration of the element whose declarations
-// start at p.ns[mark].
-func (p *parser) declare(prefix, uri string, mark int) error {
-	switch {
-	case prefix == "xmlns":
-		return notWellFormed("the xmlns prefix cannot be declared")
-	case prefix == "xml":
-		if uri != NSXML {
-			return notWellFormed("the xml prefix cannot be rebound")
+// consumed discards from the buffer what the parser read of it.
+func (s *source) consumed(p *parser) {
+	if s.win > 0 {
+		if n := s.win - (len(p.raw) - p.pos); n > 0 {
+			_, _ = s.buf.Discard(n)
 		}
-		return nil // always in scope
-	case uri == NSXML || uri == nsXMLNS:
-		return notWellFormed("reserved namespace " + uri + " bound to another prefix")
-	case prefix != "" && uri == "":
-		return notWellFormed("empty namespace for prefix " + prefix)
-	case uri == "xml":
-		// Element attributes in namespace "xml" would be written back with
-		// the xml: prefix (see AppendXML); refuse the ambiguous name.
-		return notWellFormed(`namespace name "xml" is not supported`)
-	}
-	if len(p.ns)-mark >= maxDecls {
-		return policyViolation(fmt.Sprintf("more than %d namespace declarations on one element", maxDecls))
-	}
-	for _, b := range p.ns[mark:] {
-		if b.prefix == prefix {
-			return notWellFormed("duplicate namespace declaration")
-		}
-	}
-	p.ns = append(p.ns, binding{prefix, uri})
-	return nil
-}
-
-// resolve returns the namespace of a raw name; false if its prefix is not
-// declared. Unprefixed attributes have no namespace.
-func (p *parser) resolve(n xml.Name, elem bool) (string, bool) {
-	switch n.Space {
-	case "":
-		if !elem {
-			return "", true
-		}
-		uri, _ := lookup(p.ns, "")
-		return uri, true
-	case "xml":
-		return NSXML, true
-	case "xmlns":
-		return "", false
-	}
-	return lookup(p.ns, n.Space)
-}
-
-func (p *parser) addText(data []byte) {
-	switch {
-	case len(data) == 0:
-	case !p.hasText:
-		p.text, p.hasText = string(data), true
-	case !p.merged:
-		p.textBuf = append(append(p.textBuf[:0], p.text...), data...)
-		p.merged = true
-	default:
-		p.textBuf = append(p.textBuf, data...)
+		s.win = 0
 	}
 }
 
-// flushText adds the pending text to e.
-func (p *parser) flushText(e *Element) {
-	if !p.hasText {
-		return
-	}
-	s := p.text
-	if p.merged {
-		s = string(p.textBuf)
-	}
-	e.Nodes = append(e.Nodes, Node{Text: s})
-	p.text, p.hasText, p.merged = "", false, false
+// parsers keeps parsers and their buffers between elements, so that they
+// are not allocated for each element and idle Readers do not hold them.
+var parsers = sync.Pool{New: func() any { return new(parser) }}
+
+// maxPooled bounds the buffers kept in parsers.
+const maxPooled = 16 << 10
+
+func getParser(src *source, mode parseMode, lim Limits, max int) *parser {
+	p := parsers.Get().(*parser)
+	p.reset()
+	p.src, p.mode, p.lim, p.max = src, mode, lim, max
+	return p
 }
 
-// checkLocal refuses names that are not namespace-well-formed: a local part
-// with a colon ("a:" and ":a" come out of the decoder that way) or, after a
-// prefix, one that does not start like an XML name.
-func checkLocal(n xml.Name) error {
-	if strings.IndexByte(n.Local, ':') >= 0 {
-		return notWellFormed("invalid qualified name " + qname(n))
+func putParser(p *parser) {
+	p.src, p.base = nil, nil
+	if cap(p.raw) > maxPooled {
+		p.raw = nil
 	}
-	if n.Space != "" && !isNameStart(n.Local) {
-		return notWellFormed("invalid local name " + qname(n))
+	if cap(p.nodes) > maxPooled/16 || cap(p.elems) > maxPooled/16 || cap(p.attrs) > maxPooled/16 {
+		p.elems, p.attrs, p.nodes, p.stack, p.tag, p.ns = nil, nil, nil, nil, nil, nil
 	}
-	return nil
-}
-
-// isNameStart reports whether s starts with a character that may start an
-// XML name. The decoder checked that the whole prefixed name is a name, so
-// only the start of its local part is left to check.
-func isNameStart(s string) bool {
-	c := s[0]
-	if c < utf8.RuneSelf {
-		return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_'
-	}
-	// Rare: ask encoding/xml, whose name tables are not exported.
-	_, size := utf8.DecodeRuneInString(s)
-	_, err := xml.NewDecoder(strings.NewReader("<" + s[:size] + "/>")).RawToken()
-	return err == nil
-}
-
-// dupAttr reports whether two attributes have the same name.
-func dupAttr(attrs []xml.Attr) bool {
-	if len(attrs) <= 16 {
-		for i := 1; i < len(attrs); i++ {
-			for j := range i {
-				if attrs[i].Name == attrs[j].Name {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	seen := make(map[xml.Name]struct{}, len(attrs))
-	for _, a := range attrs {
-		if _, ok := seen[a.Name]; ok {
-			return true
-		}
-		seen[a.Name] = struct{}{}
-	}
-	return false
-}
-
-func isSpace(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return false
-		}
-	}
-	return true
-}
-
-// qname formats a raw name as written.
-func qname(n xml.Name) string {
-	if n.Space == "" {
-		return n.Local
-	}
-	return n.Space + ":" + n.Local
-}
-
-// firstWord returns the keyword of a directive, such as DOCTYPE.
-func firstWord(d []byte) string {
-	i := bytes.IndexAny(d, " \t\r\n[")
-	if i < 0 {
-		i = len(d)
-	}
-	return strings.ToValidUTF8(string(d[:min(i, 16)]), "?")
+	parsers.Put(p)
 }
