@@ -141,7 +141,7 @@ func (in *inSession) run() error {
 			}
 			return err
 		}
-		if err := in.limit.Wait(context.Background()); err != nil {
+		if err := in.limit.Wait(in.srv.ctx); err != nil {
 			return fmt.Errorf("rate limit: %w", err)
 		}
 		if err := in.handle(el); err != nil {
@@ -294,7 +294,7 @@ func (in *inSession) handleResult(el *xmlstream.Element) error {
 	}
 	key := el.Text()
 	in.srv.goTracked(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), in.srv.cfg.ConnectTimeout)
+		ctx, cancel := context.WithTimeout(in.srv.ctx, in.srv.cfg.ConnectTimeout)
 		defer cancel()
 		var ok bool
 		o, err := in.srv.outgoingTo(domain)

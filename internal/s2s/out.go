@@ -115,7 +115,10 @@ func (o *outgoing) run() {
 	var err error
 	for attempt := range o.srv.cfg.Attempts {
 		if attempt > 0 {
-			time.Sleep(time.Duration(1<<(attempt-1)) * time.Second)
+			select {
+			case <-time.After(time.Duration(1<<(attempt-1)) * time.Second):
+			case <-o.srv.ctx.Done():
+			}
 		}
 		err = o.connectAndServe()
 		if err == nil {
@@ -176,7 +179,7 @@ func (o *outgoing) isClosing() bool {
 // connectAndServe returns nil once an authenticated stream ended normally
 // (idle, or closed by the peer after use), else why it failed.
 func (o *outgoing) connectAndServe() error {
-	ctx, cancel := context.WithTimeout(context.Background(), o.srv.cfg.ConnectTimeout)
+	ctx, cancel := context.WithTimeout(o.srv.ctx, o.srv.cfg.ConnectTimeout)
 	defer cancel()
 	targets, err := o.srv.resolve(ctx, o.domain)
 	if err != nil {
@@ -226,12 +229,10 @@ func (o *outgoing) dial(ctx context.Context, t target) (*stream.Conn, error) {
 	c := stream.NewConn(conn, o.srv.cfg.Limits)
 	if t.directTLS {
 		c = stream.NewConn(tlsClient(conn, o.srv.clientTLS(o.domain)), o.srv.cfg.Limits)
-		_ = conn.SetDeadline(time.Now().Add(o.srv.cfg.ConnectTimeout))
-		if err := c.Handshake(); err != nil {
+		if err := c.Handshake(ctx); err != nil {
 			_ = conn.Close()
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		_ = conn.SetDeadline(time.Time{})
 	}
 	return c, nil
 }

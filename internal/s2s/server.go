@@ -68,6 +68,11 @@ type Server struct {
 	log      *slog.Logger
 	resolver *net.Resolver
 
+	// ctx ends when Shutdown starts: dials, handshakes, dialback
+	// verifications and retry waits stop at once.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	rootsOnce sync.Once
 	roots     *x509.CertPool
 	rootsErr  error
@@ -104,7 +109,10 @@ func New(cfg Config) *Server {
 	if r == nil {
 		r = net.DefaultResolver
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
+		ctx:       ctx,
+		cancel:    cancel,
 		cfg:       cfg,
 		log:       cfg.Logger,
 		resolver:  r,
@@ -252,6 +260,7 @@ func (s *Server) verifyPeer(cs *tls.ConnectionState, domain string) error {
 // Shutdown stops accepting, closes every stream with </stream:stream> and
 // waits for them (until ctx expires). Stanzas still queued bounce.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancel()
 	s.mu.Lock()
 	s.closed = true
 	for l := range s.listeners {

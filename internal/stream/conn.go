@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -108,12 +109,12 @@ func (s *Conn) StartTLS(cfg *tls.Config, server bool) error {
 }
 
 // Handshake completes the TLS handshake of a direct TLS connection now
-// (it would otherwise happen on the first read).
-func (s *Conn) Handshake() error {
+// (it would otherwise happen on the first read), giving up when ctx ends.
+func (s *Conn) Handshake(ctx context.Context) error {
 	if s.tls == nil {
 		return nil
 	}
-	return s.tls.Handshake()
+	return s.tls.HandshakeContext(ctx)
 }
 
 // Restart prepares for a new stream header (after SASL success).
