@@ -49,7 +49,8 @@ setup() {
 	CGO_ENABLED=0 go build -o "$tmp/casp3r" ./cmd/casp3r
 	go build -o "$tmp/load" ./bench/load
 	"$tmp/casp3r" init --data "$tmp/data" --domain "$DOMAIN" --listen "$IP" >/dev/null
-	sed -i -e 's/^registration = .*/registration = "open"/' -e 's/^level = .*/level = "warn"/' "$tmp/data/casp3r.toml"
+	sed -i -e 's/^registration = .*/registration = "open"/' -e 's/^level = .*/level = "warn"/' \
+		-e "s/^max_connections = .*/max_connections = ${MAXCONN:-10000}/" "$tmp/data/casp3r.toml"
 	grep -q '^registration = "open"' "$tmp/data/casp3r.toml"
 }
 

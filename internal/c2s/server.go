@@ -54,6 +54,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{}
 	work      *stream.Workers
+	refusing  chan struct{} // bounds the refusals being written at once
 	shutdown  bool
 	wg        sync.WaitGroup
 	nextID    uint64
@@ -82,6 +83,7 @@ func New(cfg Config) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*Session]struct{}),
 		work:      stream.NewWorkers(1024, time.Minute),
+		refusing:  make(chan struct{}, 64),
 	}
 }
 
@@ -106,13 +108,44 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 			conn = tls.Server(conn, s.cfg.TLS)
 		}
 		if !s.startSession(newTCPTransport(conn, s.cfg.PreAuthLimits), directTLS) {
-			_ = conn.Close()
+			select {
+			case s.refusing <- struct{}{}:
+				go func() {
+					s.refuse(conn, directTLS)
+					<-s.refusing
+				}()
+			default: // a flood: no goroutine per refusal
+				_ = conn.Close()
+			}
 		}
 	}, s.log)
 	if err == nil {
 		return ErrServerClosed
 	}
 	return err
+}
+
+// refuse answers a connection the server cannot take (full, or shutting
+// down) with a stream error, so that the client says why instead of
+// reporting a dropped connection.
+func (s *Server) refuse(conn net.Conn, directTLS bool) {
+	defer conn.Close()
+	if directTLS {
+		return // a TLS handshake for a refusal is not worth its cost
+	}
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	t := newTCPTransport(conn, s.cfg.PreAuthLimits)
+	cond := "resource-constraint"
+	if s.isShutdown() {
+		cond = "system-shutdown"
+	}
+	_, _ = t.readOpen()
+	_ = t.write([][]byte{
+		t.openBytes(newStreamID(), s.cfg.Domain.String(), "en"),
+		t.encode(nil, stanza.StreamErr(cond, "the server is full; try again later").Element()),
+		t.closeBytes(),
+	})
+	_ = t.close()
 }
 
 func (s *Server) isShutdown() bool {

@@ -174,3 +174,15 @@ func TestShutdownClosesStreams(t *testing.T) {
 		t.Fatal("still accepting after shutdown")
 	}
 }
+
+func TestConnectionLimit(t *testing.T) {
+	s := runServer(t, func(c *config.Config) { c.C2S.MaxConnections = 2 })
+	s.addUser("alice", "secret")
+	xmpptest.Login(t, s.addr(), testDomain, "alice", "secret", "one")
+	xmpptest.Login(t, s.addr(), testDomain, "alice", "secret", "two")
+	c := xmpptest.DialRaw(t, s.addr(), testDomain)
+	c.SendRaw("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + testDomain + "' version='1.0'>")
+	if got := c.ExpectStreamErrorAfterHeader(); got != "resource-constraint" {
+		t.Fatalf("third connection: %q, want resource-constraint", got)
+	}
+}
