@@ -33,6 +33,8 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 ./...
+	# allocation counts, which the race detector distorts
+	$(GO) test -count=1 -run Allocs ./internal/...
 
 # Set CASP3R_REQUIRE_INTEROP=1 to fail instead of skip when a client
 # (slixmpp, go-sendxmpp, node, qemu) is missing.
