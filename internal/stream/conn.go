@@ -17,7 +17,8 @@ import (
 // reader of top-level elements, batched writes, STARTTLS on either side
 // and a gentle close.
 type Conn struct {
-	conn   net.Conn
+	raw    net.Conn // the TCP connection, never replaced: safe from any goroutine
+	conn   net.Conn // raw, or the TLS connection over it
 	br     *bufio.Reader
 	r      *xmlstream.Reader
 	limits xmlstream.Limits
@@ -35,7 +36,7 @@ var ErrInjected = errors.New("plaintext before the tls handshake")
 
 // NewConn wraps c (already TLS for direct TLS) with limits for reading.
 func NewConn(c net.Conn, lim xmlstream.Limits) *Conn {
-	s := &Conn{conn: c, limits: lim}
+	s := &Conn{raw: c, conn: c, limits: lim}
 	if tc, ok := c.(*tls.Conn); ok {
 		s.tls = tc
 	}
@@ -145,13 +146,13 @@ func (s *Conn) TLSState() *tls.ConnectionState {
 func (s *Conn) IsTLS() bool { return s.tls != nil }
 
 // RemoteAddr is the peer's address.
-func (s *Conn) RemoteAddr() string { return s.conn.RemoteAddr().String() }
+func (s *Conn) RemoteAddr() string { return s.raw.RemoteAddr().String() }
 
 // Interrupt wakes a reader blocked in ReadHeader or Next.
-func (s *Conn) Interrupt() { _ = s.conn.SetReadDeadline(time.Now()) }
+func (s *Conn) Interrupt() { _ = s.raw.SetReadDeadline(time.Now()) }
 
 // Abort closes the connection at once.
-func (s *Conn) Abort() error { return s.conn.Close() }
+func (s *Conn) Abort() error { return s.raw.Close() }
 
 // lingerBytes and lingerTime bound what Close drains from a peer that keeps
 // sending.
