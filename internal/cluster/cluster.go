@@ -1,0 +1,371 @@
+// Package cluster makes several CASP3R nodes act as one XMPP domain by
+// embedding a NATS server (github.com/nats-io/nats-server/v2) in the process.
+//
+// It implements no consensus, membership or replication of its own: nodes are
+// joined by NATS cluster routes (authenticated with a secret shared by all
+// nodes), JetStream (Raft inside nats-server) replicates the account logs and
+// the session bucket, and core NATS carries stanzas between nodes. The node
+// talks to its own server through an in-process connection; no NATS client
+// from outside the process is admitted (see [Start] for the loopback
+// listener nats-server needs all the same).
+//
+// # Layout
+//
+//   - user.<token>: core NATS subject per bare JID, for stanzas between nodes
+//     (at most once; see [Node.Publish]).
+//   - LOGS: one JetStream stream, file storage, subjects log.<token>, one
+//     subject per account, replicated to [Config.Replicas] nodes.
+//   - KV bucket "sessions": presence and stream-management state, replicated,
+//     entries expire after [Config.SessionTTL] unless their owner refreshes them.
+//
+// A token is a fixed-length hash of the (already prepared) name, see [Token].
+// Streams and buckets are created once, when the cluster is formed
+// ([Node.EnsureStreams]), never per user.
+//
+// See docs/design/cluster.md for the reasons and the measured costs.
+package cluster
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names shared by every node of a cluster.
+const (
+	// ClusterName is the NATS cluster name; all nodes must use the same one.
+	ClusterName = "casp3r"
+	// LogStream is the JetStream stream holding every account's log.
+	LogStream = "LOGS"
+	// SessionBucket is the JetStream KV bucket holding session state.
+	SessionBucket = "sessions"
+
+	routeUser = "casp3r"
+)
+
+// Defaults applied by [Start] to zero fields of [Config].
+const (
+	DefaultReplicas   = 3
+	DefaultSessionTTL = 5 * time.Minute
+)
+
+// Config configures one node. The [cluster] section of casp3r.toml maps onto
+// it.
+type Config struct {
+	// Name identifies the node in the cluster; unique and stable across
+	// restarts (JetStream places replicas by it).
+	Name string
+	// Dir is the JetStream storage directory (DATA/cluster).
+	Dir string
+	// RouteListen is the host:port on which this node accepts cluster routes
+	// from the other nodes. Required when Peers is not empty.
+	RouteListen string
+	// Peers are the other nodes' route addresses (host:port). Empty means a
+	// node of its own with a local, unreplicated JetStream (for measurements
+	// and tests; a single-node server does not use this package at all).
+	Peers []string
+	// Secret authenticates routes: a node must know it to join. Required
+	// when Peers is not empty. Routes are not encrypted (see the design note).
+	Secret string
+	// Replicas is the replica count of the log stream and the session bucket:
+	// DefaultReplicas when zero, capped at the cluster size.
+	Replicas int
+	// SessionTTL is how long a session entry lives unless it is written again:
+	// DefaultSessionTTL when zero.
+	SessionTTL time.Duration
+	// Logger receives nats-server's log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// clustered reports whether the node joins other nodes.
+func (c *Config) clustered() bool { return len(c.Peers) > 0 }
+
+// normalize checks cfg and fills in the defaults.
+func (c *Config) normalize() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("cluster.name: empty"))
+	}
+	if c.Dir == "" {
+		errs = append(errs, errors.New("cluster.dir: empty"))
+	}
+	if c.clustered() {
+		if _, _, err := splitHostPort(c.RouteListen); err != nil {
+			errs = append(errs, fmt.Errorf("cluster.listen %q: %w", c.RouteListen, err))
+		}
+		if c.Secret == "" {
+			errs = append(errs, errors.New("cluster.secret: empty (routes must be authenticated)"))
+		}
+		for _, p := range c.Peers {
+			if _, _, err := splitHostPort(p); err != nil {
+				errs = append(errs, fmt.Errorf("cluster.peers %q: %w", p, err))
+			}
+		}
+	}
+	size := len(c.Peers) + 1
+	switch {
+	case c.Replicas == 0:
+		c.Replicas = min(DefaultReplicas, size)
+	case c.Replicas < 0 || c.Replicas > size || c.Replicas > 5:
+		errs = append(errs, fmt.Errorf("cluster.replicas %d: must be between 1 and min(5, %d nodes)", c.Replicas, size))
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = DefaultSessionTTL
+	} else if c.SessionTTL < time.Second {
+		errs = append(errs, fmt.Errorf("cluster.session_ttl %s: below 1s", c.SessionTTL))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return errors.Join(errs...)
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 || p > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", port)
+	}
+	return host, p, nil
+}
+
+// Node is one running cluster node: the embedded NATS server and the
+// in-process client connection to it.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	srv  *server.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	natl *natsLogger
+
+	kv atomic.Pointer[jetstream.KeyValue] // set by EnsureStreams or on first use
+
+	shutdownOnce sync.Once
+	shutdownDone chan struct{}
+}
+
+// Start starts the embedded NATS server with cluster routes (when peers are
+// configured) and JetStream with every write synced to disk, and connects to
+// it in process. It returns once the server accepts connections and, when
+// clustered, JetStream has a meta leader, i.e. once a quorum of the cluster
+// is up: nodes of a new cluster must be started concurrently. ctx bounds the
+// wait.
+//
+// A node without peers opens no port at all. A clustered node listens for
+// routes on RouteListen and, because nats-server v2.15 starts routes only
+// after its client accept loop (with DontListen they never start), also on a
+// random 127.0.0.1 port where every client that is not in process is refused.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, fmt.Errorf("cluster config: %w", err)
+	}
+	opts, err := serverOptions(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster config: %w", err)
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
+	}
+	nl := &natsLogger{log: cfg.Logger.With("component", "nats")}
+	debug := cfg.Logger.Enabled(ctx, slog.LevelDebug)
+	srv.SetLoggerV2(nl, debug, false, false)
+
+	n := &Node{cfg: cfg, log: cfg.Logger, srv: srv, natl: nl, shutdownDone: make(chan struct{})}
+	go srv.Start()
+	if err := n.waitReady(ctx); err != nil {
+		n.stopServer()
+		return nil, err
+	}
+	nc, err := nats.Connect("",
+		nats.InProcessServer(srv),
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(50*time.Millisecond),
+	)
+	if err != nil {
+		n.stopServer()
+		return nil, fmt.Errorf("connect in process: %w", err)
+	}
+	n.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		n.stopServer()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	n.js = js
+	return n, nil
+}
+
+// serverOptions maps cfg onto nats-server options.
+func serverOptions(cfg *Config) (*server.Options, error) {
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		// The client port would ideally be off (DontListen), but
+		// nats-server v2.15 starts routes only after the client accept
+		// loop is up, so with DontListen a cluster never forms. The port
+		// is bound to a random loopback port instead and refuses every
+		// connection that is not in process.
+		Host:                       "127.0.0.1",
+		Port:                       server.RANDOM_PORT,
+		CustomClientAuthentication: inProcessOnly{},
+		NoSigs:                     true,
+		JetStream:                  true,
+		StoreDir:                   cfg.Dir,
+		SyncAlways:                 true,
+	}
+	if !cfg.clustered() {
+		opts.DontListen = true
+		return opts, nil
+	}
+	host, port, err := splitHostPort(cfg.RouteListen)
+	if err != nil {
+		return nil, err
+	}
+	pass := routePassword(cfg.Secret)
+	opts.Cluster = server.ClusterOpts{
+		Name:     ClusterName,
+		Host:     host,
+		Port:     port,
+		Username: routeUser,
+		Password: pass,
+		// A dead peer whose TCP connection does not close (power cut,
+		// cable) is noticed after PingInterval*MaxPingsOut.
+		PingInterval: 5 * time.Second,
+		MaxPingsOut:  3,
+	}
+	// Our own address is in the list on purpose: nats-server sizes the
+	// initial JetStream meta group from the configured routes (self-routes
+	// are detected and dropped), so every node expects len(Peers)+1 voters.
+	all := append([]string{cfg.RouteListen}, cfg.Peers...)
+	for _, hp := range all {
+		opts.Routes = append(opts.Routes, &url.URL{
+			Scheme: "nats-route",
+			User:   url.UserPassword(routeUser, pass),
+			Host:   hp,
+		})
+	}
+	return opts, nil
+}
+
+// routePassword derives the route password from the shared secret, so that
+// any byte of the secret is safe in a URL and the secret itself (which may
+// serve other purposes later) never travels. The derived password does travel
+// in clear on routes without TLS and is enough to join: see route TLS in
+// docs/design/cluster.md.
+func routePassword(secret string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("casp3r cluster route v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// waitReady polls until the server accepts connections and, when clustered,
+// JetStream has a meta leader.
+func (n *Node) waitReady(ctx context.Context) error {
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	ready := false
+	for {
+		if msg := n.natl.fatal.Load(); msg != nil {
+			return fmt.Errorf("start nats: %s", *msg)
+		}
+		if !ready {
+			// Checks at least once, polling for up to the duration.
+			ready = n.srv.ReadyForConnections(time.Millisecond)
+		}
+		if ready {
+			if !n.cfg.clustered() {
+				return nil
+			}
+			if jsz, err := n.srv.Jsz(nil); err == nil && jsz.Meta != nil && jsz.Meta.Leader != "" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if !ready {
+				return fmt.Errorf("start nats: not ready: %w", ctx.Err())
+			}
+			return fmt.Errorf("start nats: no jetstream meta leader (is a quorum of %d nodes up?): %w",
+				len(n.cfg.Peers)/2+1, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Shutdown closes the in-process connection and stops the server. Leaders
+// on this node hand over to the others as part of nats-server's shutdown.
+// If ctx ends first, Shutdown returns its error and the server goes on
+// stopping in the background.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.shutdownOnce.Do(func() {
+		if n.nc != nil {
+			n.nc.Close()
+		}
+		go func() {
+			n.stopServer()
+			close(n.shutdownDone)
+		}()
+	})
+	select {
+	case <-n.shutdownDone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster shutdown: %w", ctx.Err())
+	}
+}
+
+func (n *Node) stopServer() {
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+}
+
+// inProcessOnly admits only in-process client connections (net.Pipe).
+type inProcessOnly struct{}
+
+func (inProcessOnly) Check(c server.ClientAuthentication) bool {
+	a := c.RemoteAddress()
+	return a != nil && a.Network() == "pipe"
+}
+
+// natsLogger adapts nats-server's logger to slog. nats-server calls Fatalf
+// when it cannot go on (for instance, the route port is taken) and expects
+// the process to exit; we record the message and let Start fail instead.
+type natsLogger struct {
+	log   *slog.Logger
+	fatal atomic.Pointer[string]
+}
+
+func (l *natsLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+func (l *natsLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.fatal.CompareAndSwap(nil, &msg)
+	l.log.Error(msg, "fatal", true)
+}
