@@ -211,21 +211,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sess := range sessions {
 		sess.Close(stanza.StreamErr("system-shutdown", ""))
 	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	return stream.Drain(ctx, &s.wg, func() {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		for sess := range s.sessions {
 			_ = sess.t.abort()
 		}
-		s.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
+	})
 }

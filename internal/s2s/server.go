@@ -281,23 +281,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, o := range outs {
 		o.shutdown()
 	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	return stream.Drain(ctx, &s.wg, func() {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		for in := range s.in {
 			_ = in.c.Abort()
 		}
-		s.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
+	})
 }
 
 // go runs fn as a tracked goroutine.
