@@ -8,5 +8,6 @@
 // and a bounded outbound queue. A writer goroutine exists only while there
 // is something to write, so an idle session holds no writer.
 //
-// Go errors become stream errors at exactly one place: Session.serve.
+// Go errors become stream errors at exactly one place: stream.Ending,
+// called when a session ends (Session.finish).
 package c2s

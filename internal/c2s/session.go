@@ -6,9 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
@@ -181,24 +179,16 @@ func (s *Session) finish(err error) {
 		s.q.Flush()
 		return
 	}
-	var se *stanza.StreamError
-	var xe *xmlstream.Error
-	var ne net.Error
+	se, sendClose, unexpected := stream.Ending(err)
 	switch {
-	case err == nil, errors.Is(err, xmlstream.ErrClosed):
-		s.logger().Debug("stream closed by client")
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case unexpected:
+		s.logger().Warn("session failed", "err", err)
+	case !sendClose:
 		s.logger().Debug("connection closed", "err", err)
 		s.q.CloseAfter()
 		return
-	case errors.As(err, &se):
-	case errors.As(err, &xe):
-		se = stanza.StreamErr(xe.Condition, xe.Text)
-	case errors.As(err, &ne) && ne.Timeout():
-		se = stanza.StreamErr("connection-timeout", "")
-	default:
-		s.logger().Warn("session failed", "err", err)
-		se = stanza.StreamErr("internal-server-error", "")
+	case se == nil:
+		s.logger().Debug("stream closed by client")
 	}
 	var last [][]byte
 	if se != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -97,23 +96,15 @@ func (in *inSession) serve() {
 	if already {
 		return
 	}
-	var se *stanza.StreamError
-	var xe *xmlstream.Error
-	var ne net.Error
+	se, sendClose, unexpected := stream.Ending(err)
 	switch {
-	case err == nil, errors.Is(err, xmlstream.ErrClosed):
+	case unexpected:
+		in.log.Warn("federation stream failed", "err", err)
+	case !sendClose:
+		return
+	case se == nil:
 		in.q.CloseAfter([]byte("</stream:stream>"))
 		return
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-		return
-	case errors.As(err, &se):
-	case errors.As(err, &xe):
-		se = stanza.StreamErr(xe.Condition, xe.Text)
-	case errors.As(err, &ne) && ne.Timeout():
-		se = stanza.StreamErr("connection-timeout", "")
-	default:
-		in.log.Warn("federation stream failed", "err", err)
-		se = stanza.StreamErr("internal-server-error", "")
 	}
 	in.log.Info("federation stream error", "condition", se.Condition, "text", se.Text)
 	in.q.CloseAfter(xmlstream.AppendXML(nil, se.Element(), xmlstream.NSServer), []byte("</stream:stream>"))
