@@ -94,20 +94,8 @@ func (t *wtx) federationRule(domain string) (string, error) {
 // FederationRules returns every federation rule: the action
 // (storage.FederationAllow or FederationDeny) by domain.
 func (db *DB) FederationRules(ctx context.Context) (map[string]string, error) {
-	rows, err := db.query(ctx, `SELECT domain, action FROM federation_domains`)
+	rules, err := db.stringMap(ctx, `SELECT domain, action FROM federation_domains`)
 	if err != nil {
-		return nil, fmt.Errorf("load federation rules: %w", err)
-	}
-	defer rows.Close()
-	rules := make(map[string]string)
-	for rows.Next() {
-		var domain, action string
-		if err := rows.Scan(&domain, &action); err != nil {
-			return nil, fmt.Errorf("load federation rules: %w", err)
-		}
-		rules[domain] = action
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load federation rules: %w", err)
 	}
 	return rules, nil

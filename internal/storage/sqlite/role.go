@@ -66,20 +66,8 @@ func (db *DB) Role(ctx context.Context, user string) (string, error) {
 
 // Roles returns the role of every account, by account name.
 func (db *DB) Roles(ctx context.Context) (map[string]string, error) {
-	rows, err := db.query(ctx, `SELECT name, role FROM accounts`)
+	roles, err := db.stringMap(ctx, `SELECT name, role FROM accounts`)
 	if err != nil {
-		return nil, fmt.Errorf("list roles: %w", err)
-	}
-	defer rows.Close()
-	roles := make(map[string]string)
-	for rows.Next() {
-		var name, role string
-		if err := rows.Scan(&name, &role); err != nil {
-			return nil, fmt.Errorf("list roles: %w", err)
-		}
-		roles[name] = role
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}
 	return roles, nil

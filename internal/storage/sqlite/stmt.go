@@ -58,3 +58,21 @@ func (db *DB) closeStmts() error {
 	}
 	return errors.Join(errs...)
 }
+
+// stringMap runs a two-column read of strings into a map, key to value.
+func (db *DB) stringMap(ctx context.Context, q string, args ...any) (map[string]string, error) {
+	rows, err := db.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := make(map[string]string)
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		m[k] = v
+	}
+	return m, rows.Err()
+}
