@@ -8,9 +8,14 @@ PKG = ./cmd/casp3r
 
 all: build
 
-# Static binary for this machine.
+# Static binary for this machine: a single node. build-cluster adds the
+# cluster engine (several nodes serving one domain, NATS embedded): about
+# 11 MB more binary and 5 MB more memory, so it is a build of its own.
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/casp3r $(PKG)
+
+build-cluster:
+	CGO_ENABLED=0 $(GO) build -tags cluster -o $(BIN)/casp3r-cluster $(PKG)
 
 # Run a server for localhost on the embedded defaults, with its data in
 # ./data (created on the first run).
@@ -22,6 +27,8 @@ run: build
 cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o $(BIN)/casp3r-linux-arm64 $(PKG)
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -o $(BIN)/casp3r-linux-armv7 $(PKG)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags cluster -o $(BIN)/casp3r-cluster-linux-arm64 $(PKG)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -tags cluster -o $(BIN)/casp3r-cluster-linux-armv7 $(PKG)
 
 # Everything: static checks, unit tests, then the interop tier (real clients
 # against a real casp3r binary; see test/interop).
@@ -29,6 +36,7 @@ test: vet unit interop
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags cluster ./cmd/...
 	$(GO) vet -tags integration ./test/... ./bench/compare/...
 
 unit:
@@ -44,4 +52,4 @@ interop:
 clean:
 	rm -rf $(BIN)
 
-.PHONY: all build run cross test vet unit interop clean
+.PHONY: all build build-cluster run cross test vet unit interop clean

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,12 @@ func cmdInit(args []string, stdin io.Reader, stdout io.Writer) error {
 	domain := fs.String("domain", "", "the XMPP domain (e.g. chat.example.org)")
 	listen := fs.String("listen", "", "IP address every listener binds to (default: all)")
 	force := fs.Bool("force", false, "overwrite an existing data folder's config, certificate and key")
+	var cl clusterFlags
+	fs.StringVar(&cl.name, "cluster-name", "", "this node's name in a cluster (default: the host name)")
+	fs.StringVar(&cl.listen, "cluster-listen", "", "host:port where the other nodes connect (default: the --listen IP, port 7422)")
+	fs.StringVar(&cl.peers, "cluster-peers", "", "the other nodes' host:port, comma-separated (first node of a new cluster)")
+	fs.StringVar(&cl.join, "join", "", "host:port of a node of the cluster to join (with --token)")
+	fs.StringVar(&cl.token, "token", "", "join token, printed by casp3r cluster token on a node of the cluster")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -33,6 +40,16 @@ func cmdInit(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	if *data == "" {
 		return usagef("init needs --data DIR")
+	}
+	clusterCfg, tok, err := cl.config(*listen)
+	if err != nil {
+		return err
+	}
+	if tok != nil {
+		if *domain != "" && *domain != tok.Domain {
+			return usagef("--domain %s differs from the cluster's domain %s (leave --domain out when joining)", *domain, tok.Domain)
+		}
+		*domain = tok.Domain
 	}
 	if *domain == "" {
 		if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -56,8 +73,15 @@ func cmdInit(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err := os.MkdirAll(*data, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
 	}
-	if err := config.WriteDefault(*data, *domain, *listen); err != nil {
+	newCfg := config.Default()
+	newCfg.Domain, newCfg.Listen, newCfg.Cluster = *domain, *listen, clusterCfg
+	if err := config.Write(*data, newCfg); err != nil {
 		return fmt.Errorf("write config: %w", err)
+	}
+	if tok != nil {
+		if err := writeSecret(*data, tok.Secret, *force); err != nil {
+			return err
+		}
 	}
 	cfg, err := config.Load(*data)
 	if err != nil {
@@ -93,5 +117,113 @@ Next:
 
 Settings are in %s (every setting is listed there with its default).
 `, *data, cfg.Domain, *data, cfg.Domain, *data, cfgPath)
+	if cfg.Cluster.Enabled() {
+		return printJoin(cfg, stdout)
+	}
+	return nil
+}
+
+// clusterFlags are init's cluster options.
+type clusterFlags struct {
+	name, listen, peers, join, token string
+}
+
+// defaultClusterPort is the route port when --cluster-listen has none.
+const defaultClusterPort = "7422"
+
+// config returns the [cluster] section the flags ask for (empty when none
+// is given) and the decoded join token, if any.
+func (f *clusterFlags) config(listenIP string) (config.Cluster, *joinToken, error) {
+	c := config.Default().Cluster
+	if f.name == "" && f.listen == "" && f.peers == "" && f.join == "" && f.token == "" {
+		return c, nil, nil
+	}
+	if (f.join == "") != (f.token == "") {
+		return c, nil, usagef("--join and --token go together (print the token with casp3r cluster token on a node of the cluster)")
+	}
+	if f.join != "" && f.peers != "" {
+		return c, nil, usagef("--cluster-peers is for the first node; a joining node learns the peers from --token")
+	}
+	if f.join == "" && f.peers == "" {
+		return c, nil, usagef("a cluster node needs --cluster-peers (first node) or --join and --token")
+	}
+	c.Name = f.name
+	if c.Name == "" {
+		c.Name = hostNodeName()
+	}
+	c.Listen = f.listen
+	if c.Listen == "" {
+		if listenIP == "" {
+			return c, nil, usagef("--cluster-listen HOST:PORT is needed when --listen is not given")
+		}
+		c.Listen = net.JoinHostPort(listenIP, defaultClusterPort)
+	}
+	var tok *joinToken
+	if f.token != "" {
+		t, err := decodeJoinToken(f.token)
+		if err != nil {
+			return c, nil, err
+		}
+		tok = &t
+		c.Peers = clusterPeers(c.Listen, []string{f.join}, t.Peers)
+	} else {
+		c.Peers = clusterPeers(c.Listen, strings.Split(f.peers, ","))
+	}
+	return c, tok, nil
+}
+
+// hostNodeName makes a node name from the host name.
+func hostNodeName() string {
+	h, _ := os.Hostname()
+	var b strings.Builder
+	for _, r := range strings.ToLower(h) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		case r == '.':
+			return trimName(b.String())
+		}
+	}
+	return trimName(b.String())
+}
+
+func trimName(s string) string {
+	if len(s) > 32 {
+		s = s[:32]
+	}
+	if s == "" {
+		return "node"
+	}
+	return s
+}
+
+// writeSecret writes the cluster's shared secret as the node secret.
+func writeSecret(dir string, secret []byte, force bool) error {
+	path := filepath.Join(dir, server.SecretFile)
+	if _, err := os.Stat(path); err == nil && !force {
+		return fmt.Errorf("%s exists; use --force to replace it with the cluster's secret", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create keys folder: %w", err)
+	}
+	if err := os.WriteFile(path, secret, 0o600); err != nil {
+		return fmt.Errorf("write the cluster's secret: %w", err)
+	}
+	return nil
+}
+
+// printJoin tells how the other nodes join.
+func printJoin(cfg *config.Config, stdout io.Writer) error {
+	fmt.Fprintf(stdout, "\nThis node is %q of a cluster; it listens for the other nodes on %s.\n", cfg.Cluster.Name, cfg.Cluster.Listen)
+	if !clusterSupport {
+		fmt.Fprintln(stdout, "Note: this casp3r was built without cluster support; serve needs a build made with -tags cluster.")
+	}
+	fmt.Fprintf(stdout, "Start the nodes of a new cluster together: each waits for a majority of them.\n")
+	fmt.Fprintf(stdout, "Another node joins with:\n  casp3r init --data DIR --join %s --token TOKEN --cluster-name NAME --cluster-listen HOST:PORT\n", cfg.Cluster.Listen)
+	var buf strings.Builder
+	if err := clusterToken(cfg, &buf); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Join token: %s", buf.String())
 	return nil
 }

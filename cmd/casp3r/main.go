@@ -41,7 +41,16 @@ Usage:
   casp3r federation allow|deny --data DIR DOMAIN...   allow or deny other servers' domains
   casp3r federation remove --data DIR DOMAIN...       remove the rules of domains
   casp3r federation list   --data DIR                 show the federation mode and rules
+  casp3r cluster status --data DIR [--json]          the cluster's nodes, users, replication lag
+  casp3r cluster token  --data DIR                    print the token other nodes join with
+  casp3r cluster digest --data DIR                    fingerprint of this node's data (equal = in sync)
   casp3r version                      print the version
+
+Cluster (several nodes serving one domain; needs a build with -tags cluster):
+  casp3r init --data DIR --domain DOMAIN --listen IP --cluster-name NAME --cluster-peers HOST:PORT,...
+                                      first node of a new cluster (prints the join token)
+  casp3r init --data DIR --listen IP --join HOST:PORT --token TOKEN --cluster-name NAME
+                                      a node joining it
 
 Without --password, the password is read from the terminal (or one line of stdin).
 Limited accounts cannot reach other servers nor make invites. A domain rule also
@@ -71,6 +80,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdUser(args[1:], stdin, stdout)
 	case "federation":
 		err = cmdFederation(args[1:], stdout)
+	case "cluster":
+		err = cmdCluster(args[1:], stdout)
 	case "version", "--version", "-v":
 		err = cmdVersion(stdout)
 	case "help", "-h", "--help":

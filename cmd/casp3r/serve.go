@@ -43,7 +43,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, cfg, log, versionString())
+	srv, err := server.New(ctx, cfg, log, versionString(), serverOptions()...)
 	if err != nil {
 		return err
 	}

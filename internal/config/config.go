@@ -49,6 +49,7 @@ type Config struct {
 	Storage      Storage `toml:"storage"`
 	Limits       Limits  `toml:"limits"`
 	Log          Log     `toml:"log"`
+	Cluster      Cluster `toml:"cluster"`
 }
 
 // C2S configures client-to-server connections (RFC 6120).
@@ -109,6 +110,20 @@ type Limits struct {
 	HandshakeTimeout   Duration `toml:"handshake_timeout"`    // stream open + TLS + SASL + bind
 	GCPercent          int      `toml:"gc_percent"`           // Go garbage collector target (GOGC); lower holds less memory for more CPU
 }
+
+// Cluster joins this node to other nodes serving the same domain (the
+// distributed server). A node without a name is a single node and starts
+// nothing of the cluster.
+type Cluster struct {
+	Name       string   `toml:"name"`        // this node's name, unique in the cluster; "" = no cluster
+	Listen     string   `toml:"listen"`      // host:port where the other nodes connect (routes)
+	Peers      []string `toml:"peers"`       // the other nodes' route addresses
+	Replicas   int      `toml:"replicas"`    // copies of every log (capped at the number of nodes)
+	SessionTTL Duration `toml:"session_ttl"` // how long a session entry outlives its last refresh
+}
+
+// Enabled reports whether the node is part of a cluster.
+func (c *Cluster) Enabled() bool { return c.Name != "" }
 
 // Log configures logging.
 type Log struct {
@@ -177,6 +192,11 @@ func Default() Config {
 			GCPercent:          50,
 		},
 		Log: Log{Level: "info"},
+		Cluster: Cluster{
+			Peers:      []string{},
+			Replicas:   3,
+			SessionTTL: Duration{5 * time.Minute},
+		},
 	}
 }
 

@@ -195,6 +195,16 @@ func TestValidate(t *testing.T) {
 		{"ports off", func(c *Config) { c.C2S.DirectTLSPort, c.HTTPS.Port = 0, 0 }, nil},
 		{"open", func(c *Config) { c.Registration = RegistrationOpen }, nil},
 		{"closed", func(c *Config) { c.Registration = RegistrationClosed }, nil},
+		{"cluster", func(c *Config) { c.Cluster = clusterOf("a", "10.0.0.1:7422", "10.0.0.2:7422") }, nil},
+		{"cluster name", func(c *Config) { c.Cluster = clusterOf("Node A", "10.0.0.1:7422", "10.0.0.2:7422") }, []string{`cluster.name: "Node A" must be`}},
+		{"cluster listen", func(c *Config) { c.Cluster = clusterOf("a", "10.0.0.1", "10.0.0.2:7422") }, []string{`cluster.listen: "10.0.0.1" is not host:port`}},
+		{"cluster no peers", func(c *Config) { c.Cluster = clusterOf("a", "10.0.0.1:7422") }, []string{"cluster.peers: [] is empty"}},
+		{"cluster self peer", func(c *Config) { c.Cluster = clusterOf("a", "10.0.0.1:7422", "10.0.0.1:7422") }, []string{"is this node's own cluster.listen"}},
+		{"cluster replicas", func(c *Config) {
+			c.Cluster = clusterOf("a", "10.0.0.1:7422", "10.0.0.2:7422")
+			c.Cluster.Replicas = 7
+		}, []string{"cluster.replicas: 7 is out of range"}},
+		{"no cluster ignores its settings", func(c *Config) { c.Cluster.Listen = "nonsense" }, nil},
 		{"no domain", func(c *Config) { c.Domain = "" }, []string{"domain: is not set"}},
 		{"upper case", func(c *Config) { c.Domain = "Example.org" }, []string{`domain: "Example.org" must be lower case ("example.org")`}},
 		{"trailing dot", func(c *Config) { c.Domain = "example.org." }, []string{`domain: "example.org." is not a DNS name`}},
@@ -456,4 +466,34 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = c.Validate() // must not panic
 	})
+}
+
+func clusterOf(name, listen string, peers ...string) Cluster {
+	c := Default().Cluster
+	c.Name, c.Listen, c.Peers = name, listen, append([]string{}, peers...)
+	return c
+}
+
+// TestWriteClusterRoundTrip checks that a node's [cluster] section, as
+// casp3r init writes it, loads back unchanged.
+func TestWriteClusterRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	want := Default()
+	want.Domain, want.Listen = "example.org", "10.0.0.1"
+	want.Cluster = clusterOf("node-a", "10.0.0.1:7422", "10.0.0.2:7422", "[fd00::3]:7422")
+	if err := Write(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Cluster, want.Cluster) {
+		t.Errorf("cluster = %+v, want %+v", got.Cluster, want.Cluster)
+	}
+	bad := want
+	bad.Cluster.Name = "Bad Name"
+	if err := Write(t.TempDir(), bad); err == nil {
+		t.Errorf("Write accepted an invalid cluster name")
+	}
 }

@@ -175,12 +175,50 @@ func (c *Config) Validate() error {
 		add("limits.handshake_timeout", l.HandshakeTimeout, "is shorter than 1s")
 	}
 
+	if cl := c.Cluster; cl.Enabled() {
+		if !validNodeName(cl.Name) {
+			add("cluster.name", cl.Name, "must be 1-32 of a-z, 0-9, - and _")
+		}
+		if _, port, err := net.SplitHostPort(cl.Listen); err != nil || port == "" {
+			add("cluster.listen", cl.Listen, `is not host:port (e.g. "10.0.0.1:7422")`)
+		}
+		if len(cl.Peers) == 0 {
+			add("cluster.peers", cl.Peers, "is empty: a cluster needs the other nodes' addresses")
+		}
+		for i, p := range cl.Peers {
+			if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+				add(fmt.Sprintf("cluster.peers[%d]", i), p, `is not host:port (e.g. "10.0.0.2:7422")`)
+			} else if p == cl.Listen {
+				add(fmt.Sprintf("cluster.peers[%d]", i), p, "is this node's own cluster.listen")
+			}
+		}
+		if cl.Replicas < 1 || cl.Replicas > 5 {
+			add("cluster.replicas", cl.Replicas, "is out of range (1-5)")
+		}
+		if cl.SessionTTL.Duration < time.Second {
+			add("cluster.session_ttl", cl.SessionTTL, "is shorter than 1s")
+		}
+	}
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
 		add("log.level", c.Log.Level, `is not one of "debug", "info", "warn", "error"`)
 	}
 	return errors.Join(errs...)
+}
+
+// validNodeName reports whether s is a usable cluster node name.
+func validNodeName(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkDomain returns what is wrong with d as an XMPP domain, or "". An IP

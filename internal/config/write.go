@@ -126,6 +126,22 @@ gc_percent = {{.Limits.GCPercent}}
 [log]
 # How much to log: "debug", "info", "warn" or "error".
 level = {{q .Log.Level}}
+
+# Several nodes serving this domain as one server (the distributed server).
+# "casp3r init --join" fills this in; a node without a name is a single node.
+# Every node of a cluster shares keys/server.secret, which also authenticates
+# the connections between nodes.
+[cluster]
+# This node's name, unique in the cluster (a-z, 0-9, - and _); "" = no cluster.
+name = {{q .Cluster.Name}}
+# Where the other nodes connect to this one ("host:port").
+listen = {{q .Cluster.Listen}}
+# The other nodes' addresses, e.g. ["10.0.0.2:7422", "10.0.0.3:7422"].
+peers = [{{range $i, $p := .Cluster.Peers}}{{if $i}}, {{end}}{{q $p}}{{end}}]
+# Copies kept of every account's history (at most the number of nodes).
+replicas = {{.Cluster.Replicas}}
+# How long a node's sessions outlive it if it stops refreshing them.
+session_ttl = {{q .Cluster.SessionTTL.String}}
 `))
 
 // WriteDefault writes dir/casp3r.toml: every setting with its default value
@@ -137,6 +153,13 @@ func WriteDefault(dir, domain, listen string) error {
 	c := Default()
 	c.Domain = domain
 	c.Listen = listen
+	return Write(dir, c)
+}
+
+// Write writes dir/casp3r.toml like WriteDefault, with the settings of c
+// (the file's comments are the same). It refuses a c that does not pass
+// Validate.
+func Write(dir string, c Config) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("write default config: %w", err)
 	}

@@ -67,6 +67,7 @@ type Router struct {
 	offline  OfflineStore
 	accounts Accounts
 	remote   Remote
+	observer Observer
 	sessions sessions
 }
 
@@ -103,6 +104,10 @@ func New(cfg Config) *Router {
 // SetPresenceHandler sets the presence handler; for wiring, where the
 // handler itself needs the router.
 func (r *Router) SetPresenceHandler(p PresenceHandler) { r.presence = p }
+
+// SetObserver sets the observer of local resources; for wiring, before
+// sessions are bound.
+func (r *Router) SetObserver(o Observer) { r.observer = o }
 
 // SetRemote sets the carrier of stanzas to other domains; for wiring.
 func (r *Router) SetRemote(rm Remote) { r.remote = rm }
@@ -221,7 +226,9 @@ func (r *Router) routeIQ(ctx context.Context, iq *xmlstream.Element, from, to ji
 		if !ok {
 			return stanza.ServiceUnavailable
 		}
-		res.Session.Send(iq)
+		if !r.deliver(ctx, res, iq) {
+			return stanza.ServiceUnavailable
+		}
 		return nil
 	}
 	if typ == "result" || typ == "error" {
@@ -269,8 +276,7 @@ func (r *Router) routeMessage(ctx context.Context, m *xmlstream.Element, to jid.
 		return stanza.ServiceUnavailable
 	}
 	if to.IsFull() {
-		if res, ok := r.Lookup(to); ok {
-			res.Session.Send(m)
+		if res, ok := r.Lookup(to); ok && r.deliver(ctx, res, m) {
 			return nil
 		}
 		switch typ {
@@ -285,11 +291,13 @@ func (r *Router) routeMessage(ctx context.Context, m *xmlstream.Element, to jid.
 	if typ == "groupchat" {
 		return stanza.ServiceUnavailable
 	}
-	targets := r.topResources(to)
-	if len(targets) > 0 {
-		for _, res := range targets {
-			res.Session.Send(m)
+	delivered := false
+	for _, res := range r.topResources(to) {
+		if r.deliver(ctx, res, m) {
+			delivered = true
 		}
+	}
+	if delivered {
 		return nil
 	}
 	if typ == "error" || typ == "headline" {
@@ -312,6 +320,20 @@ func (r *Router) routeMessage(ctx context.Context, m *xmlstream.Element, to jid.
 		return fmt.Errorf("store offline: %w", err)
 	}
 	return nil
+}
+
+// deliver hands st to res: queued on a local session, or forwarded to the
+// node of a remote one, reporting whether that node took it.
+func (r *Router) deliver(ctx context.Context, res Resource, st *xmlstream.Element) bool {
+	if f, ok := res.Session.(Forwarder); ok {
+		if err := f.Forward(ctx, st); err != nil {
+			r.log.Debug("forward to node", "node", res.Node, "to", res.JID.String(), "err", err)
+			return false
+		}
+		return true
+	}
+	res.Session.Send(st)
+	return true
 }
 
 // topResources returns the available resources of bare with the highest

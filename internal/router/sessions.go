@@ -34,6 +34,26 @@ type Resource struct {
 	// §1.5): subscription requests and roster pushes go to interested
 	// resources.
 	Interested bool
+	// Node names the cluster node the resource is bound on; empty for a
+	// session of this node. The Session of a remote resource is a stand-in
+	// that carries stanzas to that node (see Forwarder).
+	Node string
+}
+
+// Forwarder is implemented by the stand-in Session of a resource bound on
+// another node of a cluster. Stanzas that must not be lost (messages) go
+// through Forward, which reports whether that node took the stanza for the
+// resource; other stanzas go through Send.
+type Forwarder interface {
+	Forward(ctx context.Context, st *xmlstream.Element) error
+}
+
+// Observer is told of every change to a local resource (bound, presence,
+// roster interest, unbound), in order, so that a cluster can share the
+// session table with its other nodes. It must not block or call back into
+// the router.
+type Observer interface {
+	ResourceChanged(res Resource, gone bool)
 }
 
 type account struct {
@@ -48,7 +68,7 @@ type resEntry struct {
 type sessions struct {
 	mu       sync.RWMutex
 	accounts map[string]*account // by bare JID string
-	count    int
+	count    int                 // local resources
 }
 
 func (t *sessions) init() { t.accounts = make(map[string]*account) }
@@ -72,15 +92,24 @@ func (r *Router) Bind(s Session, bare jid.JID, resource string) (jid.JID, error)
 		t.accounts[bare.String()] = acct
 	}
 	old := acct.res[full.Resource()]
-	acct.res[full.Resource()] = &resEntry{Resource: Resource{Session: s, JID: full}}
-	if old == nil {
+	e := &resEntry{Resource: Resource{Session: s, JID: full}}
+	acct.res[full.Resource()] = e
+	if old == nil || old.Node != "" {
 		t.count++
 	}
 	t.mu.Unlock()
-	if old != nil {
+	if old != nil && old.Node == "" {
 		old.Session.Close(stanza.StreamErr("conflict", "replaced by a new connection"))
 	}
+	r.changed(e.Resource, false)
 	return full, nil
+}
+
+// changed tells the observer about a change to a local resource.
+func (r *Router) changed(res Resource, gone bool) {
+	if r.observer != nil && res.Node == "" {
+		r.observer.ResourceChanged(res, gone)
+	}
 }
 
 // Unbind removes s from the table. It returns the state the resource had, so
@@ -104,7 +133,79 @@ func (r *Router) Unbind(s Session) (Resource, []jid.JID, bool) {
 		delete(t.accounts, full.Bare().String())
 	}
 	t.count--
+	r.changed(e.Resource, true)
 	return e.Resource, directedList(e.directed), true
+}
+
+// PutRemote records or updates res, a resource bound on another node
+// (res.Node set, res.Session its stand-in). A local session bound to the
+// same full JID is kept: each node delivers to its own.
+func (r *Router) PutRemote(res Resource) {
+	if res.Node == "" {
+		return
+	}
+	t := &r.sessions
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	bare := res.JID.Bare().String()
+	acct := t.accounts[bare]
+	if acct == nil {
+		acct = &account{res: make(map[string]*resEntry, 1)}
+		t.accounts[bare] = acct
+	}
+	if e := acct.res[res.JID.Resource()]; e != nil && e.Node == "" {
+		return
+	}
+	acct.res[res.JID.Resource()] = &resEntry{Resource: res}
+}
+
+// RemoveRemote forgets the remote resource full of node, returning its last
+// state; false when there was none.
+func (r *Router) RemoveRemote(full jid.JID, node string) (Resource, bool) {
+	t := &r.sessions
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	acct := t.accounts[full.Bare().String()]
+	if acct == nil {
+		return Resource{}, false
+	}
+	e := acct.res[full.Resource()]
+	if e == nil || e.Node == "" || e.Node != node {
+		return Resource{}, false
+	}
+	delete(acct.res, full.Resource())
+	if len(acct.res) == 0 {
+		delete(t.accounts, full.Bare().String())
+	}
+	return e.Resource, true
+}
+
+// RemoteResources returns the remote resources of node.
+func (r *Router) RemoteResources(node string) []Resource {
+	t := &r.sessions
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []Resource
+	for _, acct := range t.accounts {
+		for _, e := range acct.res {
+			if e.Node == node && node != "" {
+				out = append(out, e.Resource)
+			}
+		}
+	}
+	return out
+}
+
+// DeliverLocal sends st to the local session bound to full and reports
+// whether there is one. A cluster calls it for stanzas forwarded by other
+// nodes.
+func (r *Router) DeliverLocal(full jid.JID, st *xmlstream.Element) bool {
+	res, ok := r.Lookup(full)
+	if !ok || res.Node != "" {
+		return false
+	}
+	res.Session.Send(st)
+	return true
 }
 
 func directedList(m map[jid.JID]struct{}) []jid.JID {
@@ -150,27 +251,34 @@ func (r *Router) Lookup(full jid.JID) (Resource, bool) {
 	return e.Resource, true
 }
 
-// SessionCount returns the number of bound resources.
+// SessionCount returns the number of resources bound on this node.
 func (r *Router) SessionCount() int {
 	r.sessions.mu.RLock()
 	defer r.sessions.mu.RUnlock()
 	return r.sessions.count
 }
 
-// update runs fn on the entry of full under the table lock.
-func (r *Router) update(full jid.JID, fn func(e *resEntry)) bool {
+// update runs fn on the entry of the local resource full under the table
+// lock, and tells the observer when notify is set.
+func (r *Router) update(full jid.JID, notify bool, fn func(e *resEntry)) bool {
 	t := &r.sessions
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	acct := t.accounts[full.Bare().String()]
 	if acct == nil {
+		t.mu.Unlock()
 		return false
 	}
 	e := acct.res[full.Resource()]
-	if e == nil {
+	if e == nil || e.Node != "" {
+		t.mu.Unlock()
 		return false
 	}
 	fn(e)
+	res := e.Resource
+	t.mu.Unlock()
+	if notify {
+		r.changed(res, false)
+	}
 	return true
 }
 
@@ -178,7 +286,7 @@ func (r *Router) update(full jid.JID, fn func(e *resEntry)) bool {
 // priority and the stanza, or unavailable (p == nil). It reports whether the
 // resource was available before.
 func (r *Router) SetPresence(full jid.JID, p *xmlstream.Element, priority int) (wasAvailable bool) {
-	r.update(full, func(e *resEntry) {
+	r.update(full, true, func(e *resEntry) {
 		wasAvailable = e.Available
 		e.Available = p != nil
 		e.Priority = priority
@@ -192,13 +300,13 @@ func (r *Router) SetPresence(full jid.JID, p *xmlstream.Element, priority int) (
 
 // SetInterested marks full as having requested its roster.
 func (r *Router) SetInterested(full jid.JID) {
-	r.update(full, func(e *resEntry) { e.Interested = true })
+	r.update(full, true, func(e *resEntry) { e.Interested = true })
 }
 
 // SetDirected records (available) or forgets (!available) directed presence
 // sent by full to to.
 func (r *Router) SetDirected(full, to jid.JID, available bool) {
-	r.update(full, func(e *resEntry) {
+	r.update(full, false, func(e *resEntry) {
 		if available {
 			if e.directed == nil {
 				e.directed = make(map[jid.JID]struct{})

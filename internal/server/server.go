@@ -51,6 +51,8 @@ type Server struct {
 	s2s    *s2s.Server
 	policy *policy.Policy
 	http   *http.Server
+	// cluster is the distributed-server engine, nil on a single node.
+	cluster Cluster
 
 	// listenAddr maps a configured port to the address to bind; tests
 	// replace it to bind kernel-chosen ports.
@@ -76,7 +78,14 @@ const (
 
 // New opens storage and TLS material and wires the modules. Nothing listens
 // until Start.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) (*Server, error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string, opts ...Option) (*Server, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if cfg.Cluster.Enabled() && o.cluster == nil {
+		return nil, ErrNoClusterSupport
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -98,6 +107,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 	}
 	s := &Server{cfg: cfg, log: log, domain: domain, db: db, certs: st, addrs: make(map[string]net.Addr), done: make(chan error, 4)}
 	s.listenAddr = cfg.ListenAddr
+	if o.listenAddr != nil {
+		s.listenAddr = o.listenAddr
+	}
 
 	s.policy = policy.New(db, cfg.Federation, cfg.S2S.Allow, cfg.S2S.Deny)
 	s.policy.Logger = log.With("part", "policy")
@@ -179,6 +191,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string) 
 		c2sConf.Register = reg
 	}
 	s.c2s = c2s.New(c2sConf)
+	if err := s.startCluster(ctx, o, secret, rost); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -325,6 +341,9 @@ func (s *Server) Done() <-chan error { return s.done }
 // Router returns the node's router (for tests and admin tools).
 func (s *Server) Router() *router.Router { return s.router }
 
+// Store returns the node's storage (for tests and admin tools).
+func (s *Server) Store() *sqlite.DB { return s.db }
+
 // Shutdown closes listeners, ends every stream with </stream:stream>,
 // waits for sessions to finish (until ctx expires) and closes storage so
 // that everything acknowledged is on disk. Later calls return the first
@@ -348,6 +367,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 	}
 	s.wg.Wait()
+	if s.cluster != nil {
+		if err := s.cluster.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("leave cluster: %w", err))
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close database: %w", err))
 	}

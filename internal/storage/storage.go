@@ -35,6 +35,10 @@ var (
 	ErrCorrupt = errors.New("storage: log corrupt")
 	// ErrClosed reports a call on a closed store.
 	ErrClosed = errors.New("storage: closed")
+	// ErrConflict reports that another node of a cluster appended to the
+	// shared copy of a log first; the write may be retried once this node
+	// has caught up.
+	ErrConflict = errors.New("storage: conflict")
 )
 
 // ScramKeys are the salted SCRAM keys (RFC 5802) stored for one hash

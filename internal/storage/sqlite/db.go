@@ -35,6 +35,56 @@
 //
 // Reads use a separate pool of read-only connections; WAL mode lets them run
 // while the writer writes.
+//
+// # Replication
+//
+// In a cluster, several nodes serve one XMPP domain, each with its own
+// database. [DB.SetReplicator] gives a DB a [Replicator]: a shared log (the
+// cluster's, replicated by JetStream in the server) made of one ordered
+// sequence of entries, each at a position, each belonging to a key: "a:" +
+// account for an account's log, "s:" + name for a server log. A write then
+// commits locally only once the shared log holds it:
+//
+//   - At the end of a batch, after the requests ran and the heads were
+//     signed, the writer builds one entry per log that grew: every local event
+//     after the last replicated one (so that events written without a
+//     replicator ride along), the signed head, and the account's key pair when
+//     the events create the account. It appends the entries with
+//     Replicator.Replicate, concurrently, each expecting its log's last
+//     position to be the one recorded here (table replicated). If all are
+//     appended, their positions are recorded and the batch commits. If one is
+//     refused, the batch rolls back; the entries that were appended are applied
+//     at once as the other nodes apply them (so their requests succeed), and
+//     the other requests fail. A request that failed with storage.ErrConflict
+//     (another node appended to its log first) is run again after
+//     Replicator.Sync, up to 5 times.
+//   - Every node gives every entry, its own included, in position order, to
+//     [DB.ApplyReplicated], which appends the events it does not have yet,
+//     updates the views and records the position as its cursor (table
+//     replica_cursor). Events it has must be the same; new ones must continue
+//     the local log, hash and head signature checked. An entry that does not
+//     (a fork: the log was written on two nodes without replication, or a
+//     forgery) is skipped with an error wrapping storage.ErrCorrupt. Entries
+//     are committed in transactions of their own, before the local writes
+//     queued with them, which then build on them.
+//   - [DB.PushPending] ships the logs written by another process without a
+//     replicator (the `casp3r user` command), or before the node joined a
+//     cluster.
+//   - [DB.ViewsDigest] summarizes the views and heads, so that nodes can be
+//     compared.
+//
+// An entry is JSON (version 1):
+//
+//	{"v":1, "kind":"a"|"s", "name":account or server log name,
+//	 "events":[{"seq":n, "type":t, "data":JSON or "data64":base64,
+//	            "time":Unix ns, "prev":base64, "hash":base64}, ...],
+//	 "sig":base64 head signature (accounts),
+//	 "key":{"public":base64, "private":base64} (with account-created)}
+//
+// It carries the account's private key: the carrier encrypts entries.
+// A write whose Replicate fails with another error than a conflict (a
+// timeout, an unreachable cluster) is reported failed, but its entry may
+// have been appended all the same; it then arrives through ApplyReplicated.
 package sqlite
 
 import (
@@ -76,6 +126,10 @@ type DB struct {
 	done   chan struct{} // closed when the writer has exited
 
 	reqPool sync.Pool
+
+	repl   Replicator // nil: single node (see SetReplicator)
+	pushMu sync.Mutex // serializes PushPending
+	pushed [2]int64   // max rowids of events and server_events known replicated (PushPending)
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // kept read statements (stmt.go)
@@ -184,10 +238,15 @@ func (db *DB) Close() error {
 
 // request is one change submitted to the writer.
 type request struct {
-	ctx  context.Context
-	fn   func(*wtx) error // applies the change inside a savepoint
-	done chan error       // buffered (1): the outcome
+	ctx   context.Context
+	fn    func(*wtx) error // applies the change inside a savepoint
+	apply bool             // an entry of the shared log (ApplyReplicated)
+	done  chan error       // buffered (1): the outcome
 }
+
+// maxConflicts bounds the attempts of a write that conflicts with another
+// node's (see write).
+const maxConflicts = 5
 
 // write submits a change to the writer and waits until the transaction that
 // applied it has committed. fn runs on the writer goroutine, inside a
@@ -195,12 +254,35 @@ type request struct {
 // changes are rolled back and the error is returned to the caller. ctx is
 // checked before fn runs; once fn has run the caller waits for the outcome of
 // the commit, so that a change is never reported failed when it committed.
+//
+// With a replicator, a write that failed because another node appended to
+// the same log first (storage.ErrConflict) is run again once this node has
+// caught up with the shared log (Replicator.Sync), up to maxConflicts times
+// in all; fn must therefore give the same change when run again on the newer
+// state.
 func (db *DB) write(ctx context.Context, fn func(*wtx) error) error {
+	err := db.submit(ctx, fn, false)
+	if db.repl == nil || err == nil {
+		return err
+	}
+	for n := 1; n < maxConflicts && errors.Is(err, storage.ErrConflict); n++ {
+		if serr := db.repl.Sync(ctx); serr != nil {
+			return fmt.Errorf("sync with the cluster: %w (after %w)", serr, err)
+		}
+		err = db.submit(ctx, fn, false)
+	}
+	return err
+}
+
+// submit hands fn to the writer and waits for its outcome (see write).
+// apply marks an entry of the shared log, which the writer commits apart
+// from local changes.
+func (db *DB) submit(ctx context.Context, fn func(*wtx) error, apply bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	r := db.reqPool.Get().(*request)
-	r.ctx, r.fn = ctx, fn
+	r.ctx, r.fn, r.apply = ctx, fn, apply
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
@@ -238,7 +320,15 @@ func (db *DB) run(t *wtx) {
 				break fill
 			}
 		}
-		errs = db.commit(t, batch, errs[:0])
+		if k := db.applyFirst(batch); k > 0 && k < len(batch) {
+			// Entries of the shared log commit first and apart: a
+			// failure to replicate the local changes must not undo
+			// them, and the local changes then build on them.
+			errs = db.commit(t, batch[:k], errs[:0])
+			errs = db.commit(t, batch[k:], errs)
+		} else {
+			errs = db.commit(t, batch, errs[:0])
+		}
 		for i, r := range batch {
 			r.done <- errs[i]
 			batch[i] = nil
@@ -247,12 +337,32 @@ func (db *DB) run(t *wtx) {
 	t.close()
 }
 
+// applyFirst moves the requests of batch that apply entries of the shared
+// log before the others, keeping the order within each group, and returns
+// how many there are. Without a replicator it does nothing.
+func (db *DB) applyFirst(batch []*request) int {
+	if db.repl == nil {
+		return 0
+	}
+	k := 0
+	for i, r := range batch {
+		if r.apply {
+			copy(batch[k+1:i+1], batch[k:i])
+			batch[k] = r
+			k++
+		}
+	}
+	return k
+}
+
 // commit applies batch in one transaction and returns the outcome of each
-// request (appended to errs).
+// request (appended to errs). With a replicator, the logs that grew are
+// appended to the shared log before the commit (see commitReplicated).
 func (db *DB) commit(t *wtx, batch []*request, errs []error) []error {
 	ctx := context.Background() // a caller's cancellation must not abort the batch
+	base := len(errs)
 	fail := func(err error) []error {
-		errs = errs[:0]
+		errs = errs[:base]
 		for range batch {
 			errs = append(errs, err)
 		}
@@ -265,7 +375,11 @@ func (db *DB) commit(t *wtx, batch []*request, errs []error) []error {
 	}
 	t.begin(tx)
 	t.touched = t.touched[:0] // heads of the logs that grew in this transaction
-	for _, r := range batch {
+	if db.repl != nil {
+		t.resetLogs()
+	}
+	for i, r := range batch {
+		t.req = i
 		if err := r.ctx.Err(); err != nil {
 			errs = append(errs, err)
 			continue
@@ -276,6 +390,8 @@ func (db *DB) commit(t *wtx, batch []*request, errs []error) []error {
 			return fail(fmt.Errorf("savepoint: %w", err))
 		}
 		t.appended = t.appended[:0]
+		t.appendedServer = t.appendedServer[:0]
+		t.marked = t.marked[:0]
 		rerr := r.fn(t)
 		if rerr != nil {
 			if _, err := t.exec(sRollbackTo); err != nil {
@@ -285,6 +401,9 @@ func (db *DB) commit(t *wtx, batch []*request, errs []error) []error {
 		} else {
 			for _, h := range t.appended {
 				t.touched = setHead(t.touched, h)
+			}
+			if db.repl != nil {
+				t.noteLogs()
 			}
 		}
 		if _, err := t.exec(sRelease); err != nil {
@@ -299,6 +418,9 @@ func (db *DB) commit(t *wtx, batch []*request, errs []error) []error {
 			// the changes still commit and VerifyLog reports the stale head.
 			db.logger.Error("storage: sign log head", "account", t.touched[i].account, "err", err)
 		}
+	}
+	if db.repl != nil && len(t.logs) > 0 {
+		return db.commitReplicated(t, tx, batch, errs, base)
 	}
 	if err := tx.Commit(); err != nil {
 		db.logger.Error("storage: commit", "err", err)

@@ -84,6 +84,19 @@ CREATE TABLE federation_domains (
 	action TEXT NOT NULL -- 'allow' or 'deny'
 ) WITHOUT ROWID;
 `,
+	// 3: replication in a cluster: how far each log is in the shared log,
+	// and how far this node has applied the shared log.
+	`
+CREATE TABLE replicated (
+	log TEXT    NOT NULL PRIMARY KEY, -- 'a:' account or 's:' server log name
+	pos INTEGER NOT NULL,             -- position of the log's last entry in the shared log
+	seq INTEGER NOT NULL              -- seq of the last event in that entry
+) WITHOUT ROWID;
+CREATE TABLE replica_cursor (
+	id  INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+	pos INTEGER NOT NULL -- position of the last shared log entry applied
+);
+`,
 }
 
 // migrate brings the schema of the database up to date, in one write

@@ -46,6 +46,16 @@ const (
 	sSavepoint
 	sRollbackTo
 	sRelease
+	sReplicated
+	sUpsertReplicated
+	sCursor
+	sSetCursor
+	sEventsAfter
+	sServerEventsAfter
+	sEventHash
+	sServerEventHash
+	sHeadSig
+	sAccountKeys
 	numStmts
 )
 
@@ -92,6 +102,20 @@ var stmtSQL = [numStmts]string{
 	sSavepoint:        `SAVEPOINT req`,
 	sRollbackTo:       `ROLLBACK TO req`,
 	sRelease:          `RELEASE req`,
+	sReplicated:       `SELECT pos, seq FROM replicated WHERE log = ?`,
+	// A log's position only grows: an entry applied after a later one of
+	// the same log (this node's own, committed first) leaves it.
+	sUpsertReplicated: `INSERT INTO replicated (log, pos, seq) VALUES (?, ?, ?)
+		ON CONFLICT (log) DO UPDATE SET pos = excluded.pos, seq = excluded.seq WHERE excluded.pos > replicated.pos`,
+	sCursor: `SELECT pos FROM replica_cursor WHERE id = 1`,
+	sSetCursor: `INSERT INTO replica_cursor (id, pos) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET pos = excluded.pos WHERE excluded.pos > replica_cursor.pos`,
+	sEventsAfter:       `SELECT seq, type, data, time, prev, hash FROM events WHERE account = ? AND seq > ? ORDER BY seq`,
+	sServerEventsAfter: `SELECT seq, type, data, time, prev, hash FROM server_events WHERE log = ? AND seq > ? ORDER BY seq`,
+	sEventHash:         `SELECT hash FROM events WHERE account = ? AND seq = ?`,
+	sServerEventHash:   `SELECT hash FROM server_events WHERE log = ? AND seq = ?`,
+	sHeadSig:           `SELECT seq, sig FROM heads WHERE account = ?`,
+	sAccountKeys:       `SELECT public, private FROM accounts_keys WHERE account = ?`,
 }
 
 // wtx is the writer's view of the current transaction. It is used by the
@@ -105,6 +129,15 @@ type wtx struct {
 	touched  []logHead           // heads to sign at the end of the transaction
 	appended []logHead           // heads appended to by the current request
 	buf      []byte              // scratch for event data
+
+	// For replication (replica_write.go); all but appendedServer are
+	// used with a replicator only.
+	req            int            // index in the batch of the current request
+	appendedServer []string       // server logs appended to by the current request
+	marked         []logKey       // logs PushPending asks to replicate, by the current request
+	logs           []replLog      // logs to replicate at the end of the transaction
+	logIdx         map[logKey]int // index in logs
+	reqLogs        []reqLog       // which request changed which log
 }
 
 func newWtx(ctx context.Context, db *DB) (*wtx, error) {
@@ -218,6 +251,7 @@ func (t *wtx) appendServer(log, typ string, data []byte) error {
 	if _, err := t.exec(sInsertServerEvent, log, int64(seq), typ, data, unixNano, prev, h[:]); err != nil {
 		return fmt.Errorf("append %s event: %w", typ, err)
 	}
+	t.appendedServer = append(t.appendedServer, log)
 	return nil
 }
 

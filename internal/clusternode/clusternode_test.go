@@ -1,0 +1,268 @@
+package clusternode_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"casp3r/internal/certs"
+	"casp3r/internal/clusternode"
+	"casp3r/internal/config"
+	"casp3r/internal/jid"
+	"casp3r/internal/sasl"
+	"casp3r/internal/server"
+	"casp3r/internal/storage"
+	"casp3r/internal/xmlstream"
+	"casp3r/internal/xmpptest"
+)
+
+const domain = "cluster.test"
+
+// node is one in-process node of a test cluster.
+type node struct {
+	name string
+	cfg  *config.Config
+	srv  *server.Server
+	down bool
+}
+
+func (n *node) addr() string { return n.srv.Addr(server.ListenerC2S).String() }
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort(t *testing.T, host string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startCluster starts n nodes in one process, each with its own data
+// folder, on routes 127.0.0.1:port; they share the node secret.
+func startCluster(t *testing.T, count int) []*node {
+	t.Helper()
+	secret := make([]byte, 32)
+	for i := range secret {
+		secret[i] = byte(i * 7)
+	}
+	routes := make([]string, count)
+	for i := range routes {
+		routes[i] = freePort(t, "127.0.0.1")
+	}
+	nodes := make([]*node, count)
+	for i := range nodes {
+		dir := t.TempDir()
+		cfg := config.Default()
+		cfg.Dir, cfg.Domain, cfg.Listen = dir, domain, "127.0.0.1"
+		cfg.S2S.Port, cfg.S2S.DirectTLSPort, cfg.HTTPS.Port, cfg.C2S.DirectTLSPort = 0, 0, 0, 0
+		cfg.Cluster.Name = fmt.Sprintf("n%d", i+1)
+		cfg.Cluster.Listen = routes[i]
+		for j, r := range routes {
+			if j != i {
+				cfg.Cluster.Peers = append(cfg.Cluster.Peers, r)
+			}
+		}
+		if err := certs.GenerateSelfSigned(domain, cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(cfg.Path("keys"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfg.Path(server.SecretFile), secret, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = &node{name: cfg.Cluster.Name, cfg: &cfg}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, count)
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.start()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start node %d: %v", i+1, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.stop(t)
+		}
+	})
+	return nodes
+}
+
+func (n *node) start() error {
+	level := slog.LevelWarn
+	if testing.Verbose() {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", n.name)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := server.New(ctx, n.cfg, log, "test",
+		server.WithCluster(clusternode.Start),
+		server.WithListenAddr(func(int) string { return "127.0.0.1:0" }))
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	n.srv, n.down = srv, false
+	return nil
+}
+
+func (n *node) stop(t *testing.T) {
+	if n.down || n.srv == nil {
+		return
+	}
+	n.down = true
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.srv.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown %s: %v", n.name, err)
+	}
+}
+
+func addUser(t *testing.T, n *node, user, password string) {
+	t.Helper()
+	c, err := sasl.NewCredentials(password, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.srv.Store().CreateAccount(context.Background(), user,
+		storage.Credentials{SHA1: storage.ScramKeys(c.SHA1), SHA256: storage.ScramKeys(c.SHA256)})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func isMessage(body string) func(*xmlstream.Element) bool {
+	return func(e *xmlstream.Element) bool {
+		return e.Name.Local == "message" && e.Child("", "body").Text() == body
+	}
+}
+
+func isPresence(from, typ string) func(*xmlstream.Element) bool {
+	return func(e *xmlstream.Element) bool {
+		return e.Name.Local == "presence" && e.Get("from") == from && e.Get("type") == typ
+	}
+}
+
+func byID(id string) func(*xmlstream.Element) bool {
+	return func(e *xmlstream.Element) bool { return e.Get("id") == id }
+}
+
+func digest(t *testing.T, n *node) string {
+	t.Helper()
+	d, err := n.srv.Store().ViewsDigest(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func login(t *testing.T, n *node, user, password, resource string) *xmpptest.Client {
+	t.Helper()
+	c := xmpptest.Login(t, n.addr(), domain, user, password, resource)
+	c.SendRaw("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
+	c.Expect("roster", byID("r0"))
+	c.SendRaw("<presence/>")
+	return c
+}
+
+// TestThreeNodes runs what users of one server do, with each user on a
+// different node: an account made on one node logs in on another, contacts
+// subscribe, see each other's presence and chat; a message to a user whose
+// node is gone is kept and delivered when the user comes back on a
+// surviving node; every node ends with the same data.
+func TestThreeNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three cluster nodes")
+	}
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	addUser(t, n1, "alice", "a-pass")
+	addUser(t, n3, "bob", "b-pass")
+	waitFor(t, 10*time.Second, "accounts on every node", func() bool {
+		for _, n := range nodes {
+			for _, u := range []string{"alice", "bob"} {
+				if ok, _ := n.srv.Store().AccountExists(context.Background(), u); !ok {
+					return false
+				}
+			}
+		}
+		return true
+	})
+
+	alice := login(t, n1, "alice", "a-pass", "pc")
+	bob := login(t, n2, "bob", "b-pass", "phone")
+	aliceJID, bobJID := "alice@"+domain, "bob@"+domain
+	waitFor(t, 10*time.Second, "bob's session known on node 1", func() bool {
+		for _, r := range n1.srv.Router().Resources(jid.MustParse(bobJID)) {
+			if r.Node == "n2" && r.Available {
+				return true
+			}
+		}
+		return false
+	})
+
+	alice.SendRaw("<presence to='" + bobJID + "' type='subscribe'/>")
+	bob.Expect("subscription request across nodes", isPresence(aliceJID, "subscribe"))
+	bob.SendRaw("<presence to='" + aliceJID + "' type='subscribed'/>")
+	alice.Expect("subscribed", isPresence(bobJID, "subscribed"))
+	alice.Expect("bob online", isPresence(bobJID+"/phone", ""))
+	bob.SendRaw("<presence to='" + aliceJID + "' type='subscribe'/>")
+	alice.Expect("subscription request", isPresence(bobJID, "subscribe"))
+	alice.SendRaw("<presence to='" + bobJID + "' type='subscribed'/>")
+	bob.Expect("alice online", isPresence(aliceJID+"/pc", ""))
+
+	alice.SendRaw("<message to='" + bobJID + "' type='chat'><body>hello from node 1</body></message>")
+	bob.Expect("message across nodes", isMessage("hello from node 1"))
+	bob.SendRaw("<message to='" + aliceJID + "/pc' type='chat'><body>hi from node 2</body></message>")
+	alice.Expect("reply across nodes", isMessage("hi from node 2"))
+
+	// Node 2 goes away; what alice sends meanwhile waits for bob.
+	n2.stop(t)
+	alice.Expect("bob offline", isPresence(bobJID+"/phone", "unavailable"))
+	alice.SendRaw("<message to='" + bobJID + "' type='chat'><body>while node 2 was down</body></message>")
+	alice.SendRaw("<iq type='get' id='p1' to='" + domain + "'><ping xmlns='urn:xmpp:ping'/></iq>")
+	alice.Expect("ping", byID("p1"))
+	bob = login(t, n3, "bob", "b-pass", "phone")
+	bob.Expect("offline message on another node", isMessage("while node 2 was down"))
+	alice.Expect("bob back", isPresence(bobJID+"/phone", ""))
+
+	// Node 2 comes back and catches up.
+	if err := n2.start(); err != nil {
+		t.Fatalf("restart node 2: %v", err)
+	}
+	waitFor(t, 30*time.Second, "equal data on every node", func() bool {
+		d := digest(t, n1)
+		return d == digest(t, n2) && d == digest(t, n3)
+	})
+}
