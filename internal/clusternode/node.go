@@ -71,13 +71,13 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	applied   atomic.Uint64 // the apply cursor: last log position applied
+	applied atomic.Uint64 // the apply cursor: last log position applied
 	// known is the highest log position this node knows to be committed:
 	// the apply cursor or an entry it appended itself. Stanzas sent to other
 	// nodes carry it, and the receiver delivers them only once it has
 	// applied that far, so that a user answering a stanza is served from
 	// data at least as new as the data the stanza came from.
-	known atomic.Uint64
+	known     atomic.Uint64
 	appliedMu sync.Mutex
 	appliedCh chan struct{} // closed and replaced when applied moves
 
