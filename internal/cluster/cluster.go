@@ -74,6 +74,10 @@ type Config struct {
 	// RouteListen is the host:port on which this node accepts cluster routes
 	// from the other nodes. Required when Peers is not empty.
 	RouteListen string
+	// Advertise is the host:port other nodes are told to reach this node
+	// at when they learn of it from a third node (a node behind NAT, or
+	// listening on all addresses); empty: RouteListen.
+	Advertise string
 	// Peers are the other nodes' route addresses (host:port). Empty means a
 	// node of its own with a local, unreplicated JetStream (for measurements
 	// and tests; a single-node server does not use this package at all).
@@ -252,6 +256,9 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 		// cable) is noticed after PingInterval*MaxPingsOut.
 		PingInterval: 5 * time.Second,
 		MaxPingsOut:  3,
+		// The address the other nodes learn for this one by gossip (they
+		// connect to every node they hear of); empty: the listen address.
+		Advertise: cfg.Advertise,
 	}
 	// Our own address is in the list on purpose: nats-server sizes the
 	// initial JetStream meta group from the configured routes (self-routes

@@ -44,9 +44,20 @@ func freePort(t *testing.T, host string) string {
 	return l.Addr().String()
 }
 
-// startCluster starts n nodes in one process, each with its own data
+// startCluster starts count nodes in one process, each with its own data
 // folder, on routes 127.0.0.1:port; they share the node secret.
 func startCluster(t *testing.T, count int) []*node {
+	t.Helper()
+	nodes, _ := startClusterLinks(t, count, false, 0)
+	return nodes
+}
+
+// deadEnd is a loopback address where nothing listens.
+const deadEnd = "127.0.0.1:9"
+
+// startClusterLinks is startCluster with, when proxied, every route from
+// node i to node j going through links[i][j], which adds delay one way.
+func startClusterLinks(t *testing.T, count int, proxied bool, delay time.Duration) ([]*node, [][]*linkProxy) {
 	t.Helper()
 	secret := make([]byte, 32)
 	for i := range secret {
@@ -56,6 +67,18 @@ func startCluster(t *testing.T, count int) []*node {
 	for i := range routes {
 		routes[i] = freePort(t, "127.0.0.1")
 	}
+	var links [][]*linkProxy
+	if proxied {
+		links = make([][]*linkProxy, count)
+		for i := range links {
+			links[i] = make([]*linkProxy, count)
+			for j := range links[i] {
+				if i != j {
+					links[i][j] = newLinkProxy(t, routes[j], delay)
+				}
+			}
+		}
+	}
 	nodes := make([]*node, count)
 	for i := range nodes {
 		dir := t.TempDir()
@@ -64,8 +87,17 @@ func startCluster(t *testing.T, count int) []*node {
 		cfg.S2S.Port, cfg.S2S.DirectTLSPort, cfg.HTTPS.Port, cfg.C2S.DirectTLSPort = 0, 0, 0, 0
 		cfg.Cluster.Name = fmt.Sprintf("n%d", i+1)
 		cfg.Cluster.Listen = routes[i]
+		if proxied {
+			// Gossip must not lead nodes around the links: the address
+			// nodes hear of for each other leads nowhere.
+			cfg.Cluster.Advertise = deadEnd
+		}
 		for j, r := range routes {
-			if j != i {
+			switch {
+			case j == i:
+			case proxied:
+				cfg.Cluster.Peers = append(cfg.Cluster.Peers, links[i][j].addr())
+			default:
 				cfg.Cluster.Peers = append(cfg.Cluster.Peers, r)
 			}
 		}
@@ -100,7 +132,7 @@ func startCluster(t *testing.T, count int) []*node {
 			n.stop(t)
 		}
 	})
-	return nodes
+	return nodes, links
 }
 
 func (n *node) start() error {

@@ -115,6 +115,7 @@ func start(ctx context.Context, p server.ClusterParts) (*Node, error) {
 		Name:        p.Config.Name,
 		Dir:         p.Dir,
 		RouteListen: p.Config.Listen,
+		Advertise:   p.Config.Advertise,
 		Peers:       p.Config.Peers,
 		Secret:      derive(p.Secret, "casp3r cluster routes v1"),
 		Replicas:    min(p.Config.Replicas, len(p.Config.Peers)+1),

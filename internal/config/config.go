@@ -117,6 +117,7 @@ type Limits struct {
 type Cluster struct {
 	Name       string   `toml:"name"`        // this node's name, unique in the cluster; "" = no cluster
 	Listen     string   `toml:"listen"`      // host:port where the other nodes connect (routes)
+	Advertise  string   `toml:"advertise"`   // host:port the other nodes reach this one at, if not listen
 	Peers      []string `toml:"peers"`       // the other nodes' route addresses
 	Replicas   int      `toml:"replicas"`    // copies of every log (capped at the number of nodes)
 	SessionTTL Duration `toml:"session_ttl"` // how long a session entry outlives its last refresh

@@ -182,6 +182,11 @@ func (c *Config) Validate() error {
 		if _, port, err := net.SplitHostPort(cl.Listen); err != nil || port == "" {
 			add("cluster.listen", cl.Listen, `is not host:port (e.g. "10.0.0.1:7422")`)
 		}
+		if cl.Advertise != "" {
+			if _, port, err := net.SplitHostPort(cl.Advertise); err != nil || port == "" {
+				add("cluster.advertise", cl.Advertise, `is not host:port (e.g. "203.0.113.5:7422")`)
+			}
+		}
 		if len(cl.Peers) == 0 {
 			add("cluster.peers", cl.Peers, "is empty: a cluster needs the other nodes' addresses")
 		}

@@ -136,6 +136,9 @@ level = {{q .Log.Level}}
 name = {{q .Cluster.Name}}
 # Where the other nodes connect to this one ("host:port").
 listen = {{q .Cluster.Listen}}
+# The address the other nodes should use for this one, when it is not the
+# listen address (listening on 0.0.0.0, or behind NAT); "" = listen.
+advertise = {{q .Cluster.Advertise}}
 # The other nodes' addresses, e.g. ["10.0.0.2:7422", "10.0.0.3:7422"].
 peers = [{{range $i, $p := .Cluster.Peers}}{{if $i}}, {{end}}{{q $p}}{{end}}]
 # Copies kept of every account's history (at most the number of nodes).
