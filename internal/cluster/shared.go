@@ -106,70 +106,69 @@ func (n *Node) LogInfo(ctx context.Context) (LogInfo, error) {
 
 // Follow calls fn with every entry of the log stream whose position is above
 // after, in order, until ctx ends (it then returns nil) or fn returns an
-// error (returned). A consumer that loses its stream (a leader died) is
-// made again from the last position seen.
+// error (returned). It reads with batched direct gets, which this node's own
+// replica answers when it holds one, so applying goes on while the stream
+// elects a new leader; new entries wake it at once (a plain subscription to
+// the log subjects), and it looks again every followPoll in any case.
 func (n *Node) Follow(ctx context.Context, after uint64, fn func(pos uint64, data []byte) error) error {
-	wait := 50 * time.Millisecond
-	for ctx.Err() == nil {
-		err := n.follow(ctx, &after, fn)
-		var fnErr fnError
-		if errors.As(err, &fnErr) {
-			return fnErr.err
+	wake := make(chan struct{}, 1)
+	sub, err := n.nc.Subscribe("log.>", func(*nats.Msg) {
+		select {
+		case wake <- struct{}{}:
+		default:
 		}
-		if ctx.Err() != nil {
-			break
+	})
+	if err != nil {
+		return fmt.Errorf("follow log: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	t := time.NewTicker(followPoll)
+	defer t.Stop()
+	for {
+		es, err := n.readFrom(ctx, after)
+		if err != nil && ctx.Err() == nil {
+			n.log.Debug("read log", "after", after, "err", err)
 		}
-		n.log.Debug("log consumer stopped, making a new one", "after", after, "err", err)
+		for _, e := range es {
+			if e.Seq <= after {
+				continue
+			}
+			if err := fn(e.Seq, e.Data); err != nil {
+				return err
+			}
+			after = e.Seq
+		}
+		if len(es) > 0 && err == nil {
+			continue // there may be more
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(wait):
+			return nil
+		case <-wake:
+		case <-t.C:
 		}
-		wait = min(2*wait, time.Second)
 	}
-	return nil
 }
 
-type fnError struct{ err error }
+// followPoll is how often Follow looks for entries it was not woken for.
+const followPoll = 250 * time.Millisecond
 
-func (e fnError) Error() string { return e.err.Error() }
-
-func (n *Node) follow(ctx context.Context, after *uint64, fn func(pos uint64, data []byte) error) error {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if *after > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = *after + 1
-	}
-	cctx, cancel := context.WithTimeout(ctx, attemptTimeout)
-	cons, err := n.js.OrderedConsumer(cctx, LogStream, cfg)
-	cancel()
+// readFrom returns up to one batch of log entries after position after,
+// any subject.
+func (n *Node) readFrom(ctx context.Context, after uint64) ([]Entry, error) {
+	inbox := n.nc.NewRespInbox()
+	sub, err := n.nc.SubscribeSync(inbox)
 	if err != nil {
-		return fmt.Errorf("log consumer: %w", err)
+		return nil, err
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("log consumer: %w", err)
+	defer func() { _ = sub.Unsubscribe() }()
+	req := fmt.Appendf(nil, `{"seq":%d,"next_by_subj":"log.>","batch":%d,"max_bytes":%d}`, after+1, readBatch, readMaxBytes)
+	if err := n.nc.PublishRequest("$JS.API.DIRECT.GET."+LogStream, inbox, req); err != nil {
+		return nil, err
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			return fmt.Errorf("log consumer: %w", err)
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("log consumer: %w", err)
-		}
-		pos := md.Sequence.Stream
-		if pos <= *after {
-			continue
-		}
-		if err := fn(pos, msg.Data()); err != nil {
-			return fnError{err}
-		}
-		*after = pos
-	}
+	var out []Entry
+	_, err = n.readBatch(ctx, sub, &out)
+	return out, err
 }
 
 // Request sends data with the header fields hdr to subject and returns the

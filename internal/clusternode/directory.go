@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"casp3r/internal/cluster"
 	"casp3r/internal/jid"
@@ -315,6 +316,11 @@ const (
 
 var errGone = errors.New("no such session on that node")
 
+// causalWait bounds how long a stanza from another node waits for this
+// node to apply the log as far as the sender had; well under
+// forwardTimeout, so that the sender hears back.
+const causalWait = 2 * time.Second
+
 // serveNode handles the stanzas other nodes send to this node's sessions.
 func (d *directory) serveNode(hdr func(string) string, data []byte) []byte {
 	full, err := jid.Parse(hdr("To"))
@@ -322,7 +328,7 @@ func (d *directory) serveNode(hdr func(string) string, data []byte) []byte {
 		return []byte("gone")
 	}
 	if pos, err := strconv.ParseUint(hdr("Pos"), 10, 64); err == nil && pos > d.n.applied.Load() {
-		ctx, cancel := context.WithTimeout(d.n.ctx, forwardTimeout)
+		ctx, cancel := context.WithTimeout(d.n.ctx, causalWait)
 		err := d.n.waitApplied(ctx, pos)
 		cancel()
 		if err != nil {

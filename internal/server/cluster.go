@@ -12,6 +12,7 @@ import (
 
 	"casp3r/internal/config"
 	"casp3r/internal/jid"
+	"casp3r/internal/mod/offline"
 	"casp3r/internal/router"
 	"casp3r/internal/storage/sqlite"
 )
@@ -21,6 +22,9 @@ import (
 // router and storage and before opening any listener, and shuts it down
 // after the last client session has ended.
 type Cluster interface {
+	// Sync returns once this node has applied every change committed
+	// through any node before the call.
+	Sync(ctx context.Context) error
 	Shutdown(ctx context.Context) error
 }
 
@@ -67,7 +71,7 @@ var ErrNoClusterSupport = errors.New("this casp3r was built without cluster supp
 	"use a build made with \"go build -tags cluster\" (make build-cluster), or remove [cluster] from casp3r.toml")
 
 // startCluster starts the engine when the configuration asks for one.
-func (s *Server) startCluster(ctx context.Context, o options, secret []byte, presence router.PresenceHandler) error {
+func (s *Server) startCluster(ctx context.Context, o options, secret []byte, presence router.PresenceHandler, off *offline.Module) error {
 	if !s.cfg.Cluster.Enabled() {
 		return nil
 	}
@@ -88,6 +92,7 @@ func (s *Server) startCluster(ctx context.Context, o options, secret []byte, pre
 		return err
 	}
 	s.cluster = c
+	off.Sync = c.Sync
 	return nil
 }
 

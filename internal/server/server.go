@@ -191,7 +191,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string, 
 		c2sConf.Register = reg
 	}
 	s.c2s = c2s.New(c2sConf)
-	if err := s.startCluster(ctx, o, secret, rost); err != nil {
+	if err := s.startCluster(ctx, o, secret, rost, off); err != nil {
 		_ = db.Close()
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,12 +91,13 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// goBuild builds ./cmd/casp3r into out with CGO_ENABLED=0 and the extra
-// environment (GOOS, GOARCH, GOARM) given.
+// goBuild builds ./cmd/casp3r into out with CGO_ENABLED=0, the cluster
+// build tag (the tier runs clustered nodes too) and the extra environment
+// (GOOS, GOARCH, GOARM) given.
 func goBuild(out string, extraEnv []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/casp3r")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "cluster", "-o", out, "./cmd/casp3r")
 	cmd.Dir = testEnv.modRoot
 	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), extraEnv...)
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -212,6 +214,11 @@ type serverOptions struct {
 	wrap         []string // run the binary through this (an emulator)
 	registration string   // set the top-level `registration` key ("open")
 	slow         bool     // emulated: allow much longer start and stop
+	host         string   // listen on this 127.0.0.x instead of allocating one
+	// initArgs are extra `casp3r init` flags (--cluster-name, --join, ...).
+	// With --join, --domain is not passed: a joining node takes it from
+	// the token.
+	initArgs []string
 }
 
 // server is one casp3r data folder and, while running, its serve process.
@@ -224,6 +231,9 @@ type server struct {
 	c2s    int    // STARTTLS port
 	tls    int    // direct TLS port
 	https  int    // HTTPS and WebSocket port
+	route  string // [cluster] listen (host:port of cluster routes); "" when not clustered
+
+	initOut string // what `casp3r init` printed on stdout
 
 	runs    int // serve processes started so far
 	cmd     *exec.Cmd
@@ -242,31 +252,44 @@ func newServer(t testing.TB, opts serverOptions) *server {
 	s := &server{
 		t:      t,
 		opts:   opts,
-		host:   allocHost(t, 5222, 5223, 5443),
+		host:   opts.host,
 		domain: "interop.test",
 		dir:    filepath.Join(t.TempDir(), "data"),
 	}
-	r := s.cli(cmdTimeout*s.slowFactor(), "init", "--data", s.dir, "--domain", s.domain, "--listen", s.host)
-	if r.code != 0 {
-		t.Fatalf("casp3r init: %v", r)
+	if s.host == "" {
+		s.host = allocHost(t, 5222, 5223, 5443)
 	}
+	args := []string{"init", "--data", s.dir, "--listen", s.host}
+	if !slices.Contains(opts.initArgs, "--join") {
+		args = append(args, "--domain", s.domain)
+	}
+	r := s.cli(cmdTimeout*s.slowFactor(), append(args, opts.initArgs...)...)
+	if r.code != 0 {
+		t.Fatalf("casp3r init %s: %v", strings.Join(opts.initArgs, " "), r)
+	}
+	s.initOut = r.stdout
 	cfgPath := filepath.Join(s.dir, "casp3r.toml")
 	if opts.registration != "" {
 		setTopLevelKey(t, cfgPath, "registration", opts.registration)
 	}
 	var cfg struct {
-		C2S struct {
+		Domain string `toml:"domain"`
+		C2S    struct {
 			Port          int `toml:"port"`
 			DirectTLSPort int `toml:"direct_tls_port"`
 		} `toml:"c2s"`
 		HTTPS struct {
 			Port int `toml:"port"`
 		} `toml:"https"`
+		Cluster struct {
+			Listen string `toml:"listen"`
+		} `toml:"cluster"`
 	}
 	if _, err := toml.DecodeFile(cfgPath, &cfg); err != nil {
 		t.Fatalf("read config written by casp3r init: %v", err)
 	}
 	s.c2s, s.tls, s.https = cfg.C2S.Port, cfg.C2S.DirectTLSPort, cfg.HTTPS.Port
+	s.domain, s.route = cfg.Domain, cfg.Cluster.Listen
 	if s.c2s == 0 || s.tls == 0 || s.https == 0 {
 		t.Fatalf("config %s lacks [c2s] port / direct_tls_port or [https] port (got %d, %d, %d)",
 			cfgPath, s.c2s, s.tls, s.https)
@@ -327,6 +350,15 @@ func (s *server) addUser(local, password string) string {
 // start runs `casp3r serve` and waits until the c2s port accepts connections.
 func (s *server) start() {
 	s.t.Helper()
+	s.launch()
+	if err := waitPort(s.host, s.c2s, readyTimeout*s.slowFactor(), s.exited); err != nil {
+		s.t.Fatalf("casp3r serve (run %d) not ready: %v\n%s", s.runs, err, s.logTail())
+	}
+}
+
+// launch runs `casp3r serve` without waiting for it to be ready.
+func (s *server) launch() {
+	s.t.Helper()
 	if s.cmd != nil {
 		s.t.Fatal("server already running")
 	}
@@ -349,9 +381,6 @@ func (s *server) start() {
 		s.waitErr = cmd.Wait()
 		close(exited)
 	}(s.exited)
-	if err := waitPort(s.host, s.c2s, readyTimeout*s.slowFactor(), s.exited); err != nil {
-		s.t.Fatalf("casp3r serve (run %d) not ready: %v\n%s", s.runs, err, s.logTail())
-	}
 }
 
 // waitPort waits until another of the server's ports accepts connections.

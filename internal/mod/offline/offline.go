@@ -42,6 +42,10 @@ type Module struct {
 	// Logger receives delivery problems (nil: discarded). Set it while
 	// wiring.
 	Logger *slog.Logger
+	// Sync, when set, runs before the stored messages are read at login:
+	// on a node of a cluster it waits until the node has applied every
+	// message stored through the other nodes. Set it while wiring.
+	Sync func(ctx context.Context) error
 
 	domain string
 	st     Store
@@ -124,6 +128,11 @@ func (m *Module) InitialPresence(ctx context.Context, res router.Resource) {
 	defer m.end(user)
 
 	log := m.logger()
+	if m.Sync != nil {
+		if err := m.Sync(ctx); err != nil {
+			log.Warn("catch up before delivering offline messages", "user", user, "err", err)
+		}
+	}
 	msgs, err := m.st.OfflineMessages(ctx, user)
 	if err != nil {
 		log.Error("load offline messages", "user", user, "err", err)
