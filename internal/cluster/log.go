@@ -134,7 +134,13 @@ func (n *Node) ReadLog(ctx context.Context, account string, after uint64) ([][]b
 // node's own when it holds one: an entry appended on another node a moment
 // ago may not be there yet.
 func (n *Node) ReadEntries(ctx context.Context, account string, after uint64) ([]Entry, error) {
-	subj := LogSubject(account)
+	return n.readSubject(ctx, LogSubject(account), after, true)
+}
+
+// readSubject returns the log entries on subj (a wildcard is allowed) with a
+// position above after, oldest first: all of them, or only the first batch
+// when all is false.
+func (n *Node) readSubject(ctx context.Context, subj string, after uint64, all bool) ([]Entry, error) {
 	inbox := n.nc.NewRespInbox()
 	sub, err := n.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -154,7 +160,7 @@ func (n *Node) ReadEntries(ctx context.Context, account string, after uint64) ([
 		if err != nil {
 			return nil, fmt.Errorf("read log: %w", err)
 		}
-		if !more {
+		if !more || !all {
 			return out, nil
 		}
 		next = out[len(out)-1].Seq + 1

@@ -56,35 +56,27 @@ func (n *Node) AppendAt(ctx context.Context, key string, last uint64, data []byt
 }
 
 // LastPos returns the position of the newest entry of the log stream (0
-// when empty).
+// when empty), retrying while the stream has no leader.
 func (n *Node) LastPos(ctx context.Context) (uint64, error) {
-	var last uint64
+	var li LogInfo
 	err := n.retry(ctx, func(ctx context.Context) error {
-		s, err := n.js.Stream(ctx, LogStream)
-		if err != nil {
-			return err
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		last = info.State.LastSeq
-		return nil
+		var err error
+		li, err = n.LogInfo(ctx)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("log position: %w", err)
 	}
-	return last, nil
+	return li.LastPos, nil
 }
 
 // LogInfo is the state of the log stream as its leader reports it.
 type LogInfo struct {
-	Leader   string
-	Replicas []string // the other replicas' nodes
-	LastPos  uint64
+	Leader  string // "" while the stream has no leader
+	LastPos uint64
 }
 
-// LogInfo asks the log stream's leader for its state.
+// LogInfo asks the log stream's leader for its state, once.
 func (n *Node) LogInfo(ctx context.Context) (LogInfo, error) {
 	s, err := n.js.Stream(ctx, LogStream)
 	if err != nil {
@@ -97,9 +89,6 @@ func (n *Node) LogInfo(ctx context.Context) (LogInfo, error) {
 	li := LogInfo{LastPos: info.State.LastSeq}
 	if info.Cluster != nil {
 		li.Leader = info.Cluster.Leader
-		for _, p := range info.Cluster.Replicas {
-			li.Replicas = append(li.Replicas, p.Name)
-		}
 	}
 	return li, nil
 }
@@ -125,7 +114,7 @@ func (n *Node) Follow(ctx context.Context, after uint64, fn func(pos uint64, dat
 	t := time.NewTicker(followPoll)
 	defer t.Stop()
 	for {
-		es, err := n.readFrom(ctx, after)
+		es, err := n.readSubject(ctx, "log.>", after, false)
 		if err != nil && ctx.Err() == nil {
 			n.log.Debug("read log", "after", after, "err", err)
 		}
@@ -152,24 +141,6 @@ func (n *Node) Follow(ctx context.Context, after uint64, fn func(pos uint64, dat
 
 // followPoll is how often Follow looks for entries it was not woken for.
 const followPoll = 250 * time.Millisecond
-
-// readFrom returns up to one batch of log entries after position after,
-// any subject.
-func (n *Node) readFrom(ctx context.Context, after uint64) ([]Entry, error) {
-	inbox := n.nc.NewRespInbox()
-	sub, err := n.nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	req := fmt.Appendf(nil, `{"seq":%d,"next_by_subj":"log.>","batch":%d,"max_bytes":%d}`, after+1, readBatch, readMaxBytes)
-	if err := n.nc.PublishRequest("$JS.API.DIRECT.GET."+LogStream, inbox, req); err != nil {
-		return nil, err
-	}
-	var out []Entry
-	_, err = n.readBatch(ctx, sub, &out)
-	return out, err
-}
 
 // Request sends data with the header fields hdr to subject and returns the
 // reply. It returns an error wrapping ErrUnreachable when nobody listens on
@@ -265,21 +236,4 @@ func (n *Node) WatchSessions(ctx context.Context, pattern string, fn func(Sessio
 			fn(SessionEvent{Key: e.Key(), Value: e.Value(), Deleted: op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge})
 		}
 	}
-}
-
-// SessionKeys returns the keys of the session bucket matching pattern.
-func (n *Node) SessionKeys(ctx context.Context, pattern string) ([]string, error) {
-	kv, err := n.sessions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	lister, err := kv.ListKeysFiltered(ctx, pattern)
-	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	return keys, nil
 }

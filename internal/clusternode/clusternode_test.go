@@ -17,7 +17,6 @@ import (
 	"casp3r/internal/sasl"
 	"casp3r/internal/server"
 	"casp3r/internal/storage"
-	"casp3r/internal/xmlstream"
 	"casp3r/internal/xmpptest"
 )
 
@@ -194,22 +193,6 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func isMessage(body string) func(*xmlstream.Element) bool {
-	return func(e *xmlstream.Element) bool {
-		return e.Name.Local == "message" && e.Child("", "body").Text() == body
-	}
-}
-
-func isPresence(from, typ string) func(*xmlstream.Element) bool {
-	return func(e *xmlstream.Element) bool {
-		return e.Name.Local == "presence" && e.Get("from") == from && e.Get("type") == typ
-	}
-}
-
-func byID(id string) func(*xmlstream.Element) bool {
-	return func(e *xmlstream.Element) bool { return e.Get("id") == id }
-}
-
 func digest(t *testing.T, n *node) string {
 	t.Helper()
 	d, err := n.srv.Store().ViewsDigest(context.Background())
@@ -223,7 +206,7 @@ func login(t *testing.T, n *node, user, password, resource string) *xmpptest.Cli
 	t.Helper()
 	c := xmpptest.Login(t, n.addr(), domain, user, password, resource)
 	c.SendRaw("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
-	c.Expect("roster", byID("r0"))
+	c.Expect("roster", xmpptest.ByID("r0"))
 	c.SendRaw("<presence/>")
 	return c
 }
@@ -265,29 +248,29 @@ func TestThreeNodes(t *testing.T) {
 	})
 
 	alice.SendRaw("<presence to='" + bobJID + "' type='subscribe'/>")
-	bob.Expect("subscription request across nodes", isPresence(aliceJID, "subscribe"))
+	bob.Expect("subscription request across nodes", xmpptest.IsPresence(aliceJID, "subscribe"))
 	bob.SendRaw("<presence to='" + aliceJID + "' type='subscribed'/>")
-	alice.Expect("subscribed", isPresence(bobJID, "subscribed"))
-	alice.Expect("bob online", isPresence(bobJID+"/phone", ""))
+	alice.Expect("subscribed", xmpptest.IsPresence(bobJID, "subscribed"))
+	alice.Expect("bob online", xmpptest.IsPresence(bobJID+"/phone", ""))
 	bob.SendRaw("<presence to='" + aliceJID + "' type='subscribe'/>")
-	alice.Expect("subscription request", isPresence(bobJID, "subscribe"))
+	alice.Expect("subscription request", xmpptest.IsPresence(bobJID, "subscribe"))
 	alice.SendRaw("<presence to='" + bobJID + "' type='subscribed'/>")
-	bob.Expect("alice online", isPresence(aliceJID+"/pc", ""))
+	bob.Expect("alice online", xmpptest.IsPresence(aliceJID+"/pc", ""))
 
 	alice.SendRaw("<message to='" + bobJID + "' type='chat'><body>hello from node 1</body></message>")
-	bob.Expect("message across nodes", isMessage("hello from node 1"))
+	bob.Expect("message across nodes", xmpptest.IsMessage("hello from node 1"))
 	bob.SendRaw("<message to='" + aliceJID + "/pc' type='chat'><body>hi from node 2</body></message>")
-	alice.Expect("reply across nodes", isMessage("hi from node 2"))
+	alice.Expect("reply across nodes", xmpptest.IsMessage("hi from node 2"))
 
 	// Node 2 goes away; what alice sends meanwhile waits for bob.
 	n2.stop(t)
-	alice.Expect("bob offline", isPresence(bobJID+"/phone", "unavailable"))
+	alice.Expect("bob offline", xmpptest.IsPresence(bobJID+"/phone", "unavailable"))
 	alice.SendRaw("<message to='" + bobJID + "' type='chat'><body>while node 2 was down</body></message>")
 	alice.SendRaw("<iq type='get' id='p1' to='" + domain + "'><ping xmlns='urn:xmpp:ping'/></iq>")
-	alice.Expect("ping", byID("p1"))
+	alice.Expect("ping", xmpptest.ByID("p1"))
 	bob = login(t, n3, "bob", "b-pass", "phone")
-	bob.Expect("offline message on another node", isMessage("while node 2 was down"))
-	alice.Expect("bob back", isPresence(bobJID+"/phone", ""))
+	bob.Expect("offline message on another node", xmpptest.IsMessage("while node 2 was down"))
+	alice.Expect("bob back", xmpptest.IsPresence(bobJID+"/phone", ""))
 
 	// Node 2 comes back and catches up.
 	if err := n2.start(); err != nil {

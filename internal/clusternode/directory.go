@@ -300,13 +300,6 @@ func (d *directory) dropNode(node string) []router.Resource {
 	return out
 }
 
-// countLocal returns how many entries this node has in the bucket.
-func (d *directory) countLocal() int {
-	d.remoteMu.Lock()
-	defer d.remoteMu.Unlock()
-	return len(d.local)
-}
-
 // Operations carried to another node's subject, in the Op header.
 const (
 	opForward = "fwd"   // request: deliver, answer ok or gone

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"casp3r/internal/jid"
+	"casp3r/internal/xmpptest"
 )
 
 // TestSlowLinks runs the cluster over links that add 100 ms each way, as
@@ -41,7 +42,7 @@ func TestSlowLinks(t *testing.T) {
 		body := fmt.Sprintf("slow %d", i)
 		sent := time.Now()
 		alice.SendRaw("<message to='" + bobJID + "/phone' type='chat'><body>" + body + "</body></message>")
-		bob.Expect(body, isMessage(body))
+		bob.Expect(body, xmpptest.IsMessage(body))
 		lat = append(lat, time.Since(sent))
 	}
 	slices.Sort(lat)

@@ -145,9 +145,6 @@ func TestRemoteResourceLifecycle(t *testing.T) {
 	if got := len(r.Resources(full.Bare())); got != 2 {
 		t.Errorf("Resources = %d, want 2 (local + remote)", got)
 	}
-	if got := len(r.RemoteResources("b")); got != 1 {
-		t.Errorf("RemoteResources(b) = %d, want 1", got)
-	}
 	if r.DeliverLocal(other, msg("a@x.test", other.String(), "chat", "x")) {
 		t.Errorf("DeliverLocal delivered to a remote resource")
 	}

@@ -180,22 +180,6 @@ func (r *Router) RemoveRemote(full jid.JID, node string) (Resource, bool) {
 	return e.Resource, true
 }
 
-// RemoteResources returns the remote resources of node.
-func (r *Router) RemoteResources(node string) []Resource {
-	t := &r.sessions
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	var out []Resource
-	for _, acct := range t.accounts {
-		for _, e := range acct.res {
-			if e.Node == node && node != "" {
-				out = append(out, e.Resource)
-			}
-		}
-	}
-	return out
-}
-
 // DeliverLocal sends st to the local session bound to full and reports
 // whether there is one. A cluster calls it for stanzas forwarded by other
 // nodes.

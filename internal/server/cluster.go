@@ -73,10 +73,7 @@ var ErrNoClusterSupport = errors.New("this casp3r was built without cluster supp
 // startCluster starts the engine when the configuration asks for one.
 func (s *Server) startCluster(ctx context.Context, o options, secret []byte, presence router.PresenceHandler, off *offline.Module) error {
 	if !s.cfg.Cluster.Enabled() {
-		return nil
-	}
-	if o.cluster == nil {
-		return ErrNoClusterSupport
+		return nil // New refused [cluster] without a starter
 	}
 	c, err := o.cluster(ctx, ClusterParts{
 		Config:   s.cfg.Cluster,

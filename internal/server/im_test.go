@@ -7,17 +7,12 @@ import (
 	"casp3r/internal/xmpptest"
 )
 
-func isMessage(body string) func(*xmlstream.Element) bool {
-	return func(e *xmlstream.Element) bool {
-		return e.Name.Local == "message" && e.Child("", "body").Text() == body
-	}
-}
-
-func isPresence(from, typ string) func(*xmlstream.Element) bool {
-	return func(e *xmlstream.Element) bool {
-		return e.Name.Local == "presence" && e.Get("from") == from && e.Get("type") == typ
-	}
-}
+// Matchers shared with the other packages' tests.
+var (
+	isMessage  = xmpptest.IsMessage
+	isPresence = xmpptest.IsPresence
+	byID       = xmpptest.ByID
+)
 
 // rosterSub returns the subscription of contact in a roster push or result.
 func rosterItem(contact string) func(*xmlstream.Element) bool {

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"casp3r/internal/config"
-	"casp3r/internal/xmlstream"
 	"casp3r/internal/xmpptest"
 )
 
@@ -153,10 +152,6 @@ func TestSessionAndPing(t *testing.T) {
 }
 
 const stanzaNS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-func byID(id string) func(*xmlstream.Element) bool {
-	return func(e *xmlstream.Element) bool { return e.Get("id") == id }
-}
 
 func TestShutdownClosesStreams(t *testing.T) {
 	s := runServer(t, nil)

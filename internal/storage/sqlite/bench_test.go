@@ -16,38 +16,44 @@ import (
 func BenchmarkStoreOffline(b *testing.B) {
 	for _, par := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("par=%d", par), func(b *testing.B) {
-			ctx := context.Background()
 			db, _ := openTest(b)
-			const accounts = 64
-			users := make([]string, accounts)
-			for i := range users {
-				users[i] = fmt.Sprintf("user%d", i)
-			}
-			mustCreate(b, db, users...)
-			stanza := []byte(`<message from="romeo@example.net/orchard" to="juliet@example.com" type="chat" id="a1b2c3"><body>Wherefore art thou?</body></message>`)
-			var next atomic.Uint64
-			before := db.Stats()
-			b.SetParallelism(par)
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				user := users[next.Add(1)%accounts]
-				for pb.Next() {
-					if err := db.StoreOffline(ctx, user, stanza, 0); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			commits := db.Stats().Commits - before.Commits
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
-			b.ReportMetric(float64(commits), "commits")
-			b.ReportMetric(float64(b.N)/float64(max(commits, 1)), "reqs/commit")
+			benchStoreOffline(b, db, par)
 		})
 	}
+}
+
+// benchStoreOffline stores offline messages for 64 accounts from par
+// goroutines per CPU and reports ops/s and requests per commit.
+func benchStoreOffline(b *testing.B, db *DB, par int) {
+	ctx := context.Background()
+	const accounts = 64
+	users := make([]string, accounts)
+	for i := range users {
+		users[i] = fmt.Sprintf("user%d", i)
+	}
+	mustCreate(b, db, users...)
+	stanza := []byte(`<message from="romeo@example.net/orchard" to="juliet@example.com" type="chat" id="a1b2c3"><body>Wherefore art thou?</body></message>`)
+	var next atomic.Uint64
+	before := db.Stats()
+	b.SetParallelism(par)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		user := users[next.Add(1)%accounts]
+		for pb.Next() {
+			if err := db.StoreOffline(ctx, user, stanza, 0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	commits := db.Stats().Commits - before.Commits
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(float64(commits), "commits")
+	b.ReportMetric(float64(b.N)/float64(max(commits, 1)), "reqs/commit")
 }
 
 // BenchmarkRoster reads a roster of 100 items.

@@ -64,33 +64,7 @@ func BenchmarkPushPending(b *testing.B) {
 func BenchmarkStoreOfflineReplicated(b *testing.B) {
 	for _, par := range []int{1, 64} {
 		b.Run(fmt.Sprintf("par=%d", par), func(b *testing.B) {
-			ctx := context.Background()
-			c := newCluster(b, 1)
-			db := c.nodes[0].db
-			const accounts = 64
-			users := make([]string, accounts)
-			for i := range users {
-				users[i] = fmt.Sprintf("user%d", i)
-			}
-			mustCreate(b, db, users...)
-			stanza := []byte(`<message from="romeo@example.net/orchard" to="juliet@example.com" type="chat" id="a1b2c3"><body>Wherefore art thou?</body></message>`)
-			var next atomic.Uint64
-			before := db.Stats()
-			b.SetParallelism(par)
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				user := users[next.Add(1)%accounts]
-				for pb.Next() {
-					if err := db.StoreOffline(ctx, user, stanza, 0); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.StopTimer()
-			commits := db.Stats().Commits - before.Commits
-			b.ReportMetric(float64(b.N)/float64(max(commits, 1)), "reqs/commit")
+			benchStoreOffline(b, newCluster(b, 1).nodes[0].db, par)
 		})
 	}
 }
