@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -53,6 +54,9 @@ func run() error {
 	cfg, err := config.Load(*data)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" && cfg.Limits.GCPercent > 0 {
+		debug.SetGCPercent(cfg.Limits.GCPercent) // as casp3r serve does
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {

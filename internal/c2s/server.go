@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"casp3r/internal/jid"
 	"casp3r/internal/router"
 	"casp3r/internal/sasl"
@@ -54,7 +52,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{}
 	work      *stream.Workers
-	refusing  chan struct{} // bounds the refusals being written at once
+	poll      *stream.Poller // nil where there is none
+	refusing  chan struct{}  // bounds the refusals being written at once
 	shutdown  bool
 	wg        sync.WaitGroup
 	nextID    uint64
@@ -77,7 +76,7 @@ func New(cfg Config) *Server {
 	if cfg.ServerCert == nil {
 		cfg.ServerCert = func() *x509.Certificate { return nil }
 	}
-	return &Server{
+	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		listeners: make(map[net.Listener]struct{}),
@@ -85,6 +84,8 @@ func New(cfg Config) *Server {
 		work:      stream.NewWorkers(1024, time.Minute),
 		refusing:  make(chan struct{}, 64),
 	}
+	s.poll = stream.NewPoller(s.work.Go)
+	return s
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -169,7 +170,6 @@ func (s *Server) startSession(t transport, secure bool) bool {
 		id:     newStreamID(),
 		lang:   "en",
 		secure: secure,
-		limit:  rate.NewLimiter(rate.Limit(s.cfg.StanzasPerSecond), 2*s.cfg.StanzasPerSecond),
 	}
 	sess.conn = s.nextID
 	sess.q = stream.NewQueue(s.cfg.MaxQueueBytes, t.write, t.setWriteDeadline, func(err error) {
@@ -211,11 +211,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sess := range sessions {
 		sess.Close(stanza.StreamErr("system-shutdown", ""))
 	}
-	return stream.Drain(ctx, &s.wg, func() {
+	err := stream.Drain(ctx, &s.wg, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for sess := range s.sessions {
 			_ = sess.t.abort()
 		}
 	})
+	s.poll.Close()
+	return err
 }

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"casp3r/internal/jid"
 	"casp3r/internal/router"
 	"casp3r/internal/sasl"
@@ -51,7 +49,13 @@ type Session struct {
 	username      string
 	authFails     int
 	neg           *sasl.Negotiation
-	limit         *rate.Limiter
+	limit         tokenBucket // stanzas_per_second
+
+	// a bound session parked on the server's poller (see wake)
+	ctx    context.Context
+	done   func()
+	wakeFn func() // s.wake, made once
+	paid   bool   // wake took the rate limiter's token for the next read
 
 	mu     sync.Mutex
 	jid    jid.JID // set once bound
@@ -132,8 +136,67 @@ func (s *Session) serve(ctx context.Context, done func()) {
 }
 
 // serveBound reads stanzas of a bound session until the stream ends.
+// Where the server has a poller, the session holds no goroutine while the
+// client is idle (see wake); elsewhere this goroutine waits for the
+// client, at a shallow depth (readStanzas).
 func (s *Session) serveBound(ctx context.Context, done func()) {
+	if s.srv.poll != nil && s.t.canPark() {
+		s.ctx, s.done = ctx, done
+		s.wakeFn = s.wake
+		s.wake()
+		return
+	}
 	s.end(ctx, s.readStanzas(ctx), done)
+}
+
+// wake reads and handles what the client sent, then parks the session on
+// the server's poller, which calls wake again, on a worker, once the
+// client sends more (or Close interrupts it). Only one wake of a session
+// runs at a time: it ends by parking, or by handing the session to a
+// timer (rate limit) or to its end.
+func (s *Session) wake() {
+	for {
+		if s.isClosed() {
+			go s.end(s.ctx, errClosedByServer, s.done)
+			return
+		}
+		if !s.paid {
+			// The rate limit, without a goroutine waiting: come back when
+			// the token is due.
+			s.paid = true
+			if d := s.takeToken(); d > 0 {
+				time.AfterFunc(d, s.wakeFn)
+				return
+			}
+		}
+		s.paid = false
+		ok, err := s.t.ready()
+		if err == nil && ok {
+			var el *xmlstream.Element
+			if el, err = s.t.next(); err == nil && !s.isClosed() {
+				err = s.handle(s.ctx, el)
+			}
+			if err == nil {
+				ok, err = s.t.ready()
+			}
+		}
+		if s.isClosed() {
+			err = errClosedByServer
+		}
+		if err != nil {
+			go s.end(s.ctx, err, s.done)
+			return
+		}
+		if ok {
+			continue // more is buffered
+		}
+		if s.t.whenReadable(s.srv.poll, s.wakeFn) {
+			return // the session is the poller's until the client sends more
+		}
+		// Not parked (the poller is closed, say): wait on a goroutine.
+		go func() { s.end(s.ctx, s.readStanzas(s.ctx), s.done) }()
+		return
+	}
 }
 
 func (s *Session) end(ctx context.Context, err error, done func()) {
@@ -220,21 +283,32 @@ func (s *Session) negotiate(ctx context.Context) error {
 	return nil
 }
 
-// readStanzas handles the stanzas of a bound session. The reader only
-// waits for the client's next bytes, at a shallow depth; parsing and
-// handling each stanza runs on the server's worker pool, in order, so that
-// the deep stacks they need are not kept by every idle connection.
+// readStanzas handles the stanzas of a bound session that waits on a
+// goroutine of its own (not parked on a poller). The reader only
+// waits for the client's next bytes, on the socket (below TLS) and at a
+// shallow depth; decrypting, parsing and handling each stanza runs on the
+// server's worker pool, in order, so that the deep stacks they need are not
+// kept by every idle connection. After each stanza the worker takes in what
+// TLS holds already (ready), so that the reader only waits when nothing is
+// left to read without the client.
 func (s *Session) readStanzas(ctx context.Context) error {
 	for {
 		err := s.t.waitReadable()
 		if err == nil {
-			err = s.limit.Wait(ctx)
+			err = s.waitToken(ctx)
 		}
 		if err == nil {
 			s.srv.work.Do(func() {
+				var ok bool
+				if ok, err = s.t.ready(); err != nil || !ok {
+					return // whitespace, or a TLS record still in part
+				}
 				var el *xmlstream.Element
 				if el, err = s.t.next(); err == nil && !s.isClosed() {
 					err = s.handle(ctx, el)
+				}
+				if err == nil {
+					_, err = s.t.ready()
 				}
 			})
 		}
@@ -244,6 +318,29 @@ func (s *Session) readStanzas(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// takeToken takes a token of the session's rate limit and returns how long
+// to wait for it.
+func (s *Session) takeToken() time.Duration {
+	n := float64(s.srv.cfg.StanzasPerSecond)
+	return s.limit.take(time.Now(), n, 2*n)
+}
+
+// waitToken takes a token of the rate limit and waits for it.
+func (s *Session) waitToken(ctx context.Context) error {
+	d := s.takeToken()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

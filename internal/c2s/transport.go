@@ -18,8 +18,19 @@ type transport interface {
 	// client closed the stream.
 	next() (*xmlstream.Element, error)
 	// waitReadable blocks until the client sent something (or the read
-	// fails), without parsing: the cheap place to sit while idle.
+	// fails), without parsing or decrypting: the cheap place to sit while
+	// idle.
 	waitReadable() error
+	// canPark reports whether whenReadable may work.
+	canPark() bool
+	// whenReadable parks the connection on p, with no goroutine waiting,
+	// until the client sends something or interrupt or abort is called;
+	// then fn runs. False when it cannot be parked: wait in waitReadable.
+	whenReadable(p *stream.Poller, fn func()) bool
+	// ready reads what can be read without waiting and reports whether
+	// next has an element to read (false: only whitespace came, or a part
+	// of a TLS record). It may decrypt: call it where next is called.
+	ready() (bool, error)
 	// openBytes returns what opens our side of the stream.
 	openBytes(id, domain, lang string) []byte
 	// closeBytes returns what closes our side of the stream.
@@ -62,6 +73,11 @@ func newTCPTransport(conn net.Conn, lim xmlstream.Limits) *tcpTransport {
 func (t *tcpTransport) readOpen() (xmlstream.Header, error) { return t.ReadHeader() }
 func (t *tcpTransport) next() (*xmlstream.Element, error)   { return t.Next() }
 func (t *tcpTransport) waitReadable() error                 { return t.WaitReadable() }
+func (t *tcpTransport) ready() (bool, error)                { return t.Ready() }
+func (t *tcpTransport) canPark() bool                       { return true }
+func (t *tcpTransport) whenReadable(p *stream.Poller, fn func()) bool {
+	return t.WhenReadable(p, fn)
+}
 
 func (t *tcpTransport) openBytes(id, domain, lang string) []byte {
 	b := make([]byte, 0, 256)

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"casp3r/internal/stanza"
+	"casp3r/internal/stream"
 	"casp3r/internal/xmlstream"
 )
 
@@ -146,7 +147,12 @@ func (t *wsTransport) write(frames [][]byte) error {
 func (t *wsTransport) startTLS(*tls.Config) error { return errors.New("no starttls over websocket") }
 func (t *wsTransport) restart()                   {}
 func (t *wsTransport) waitReadable() error        { return nil }
-func (t *wsTransport) canStartTLS() bool          { return false }
+func (t *wsTransport) ready() (bool, error)       { return true, nil }
+func (t *wsTransport) canPark() bool              { return false }
+func (t *wsTransport) whenReadable(*stream.Poller, func()) bool {
+	return false
+}
+func (t *wsTransport) canStartTLS() bool { return false }
 func (t *wsTransport) tlsState() *tls.ConnectionState {
 	return t.tls
 }

@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"casp3r/internal/xmlstream"
@@ -17,17 +21,42 @@ import (
 // reader of top-level elements, batched writes, STARTTLS on either side
 // and a gentle close.
 type Conn struct {
-	raw    net.Conn // the TCP connection, never replaced: safe from any goroutine
-	conn   net.Conn // raw, or the TLS connection over it
-	br     *bufio.Reader
+	raw    net.Conn      // the TCP connection, never replaced: safe from any goroutine
+	conn   net.Conn      // raw, or the TLS connection over it
+	br     *bufio.Reader // nil while the connection waits idle (Ready)
 	r      *xmlstream.Reader
 	limits xmlstream.Limits
 	tls    *tls.Conn
+
+	sys      syscall.RawConn // the socket under TLS, to wait for readability; nil if none
+	woken    bool            // the socket was seen readable; Ready reads once
+	added    bool            // the socket is registered with poller
+	deadline time.Time       // the read deadline set with SetReadDeadline
+	stop     atomic.Bool     // Interrupt was called
+	poller   atomic.Pointer[Poller]
+	tok      atomic.Uint64 // the poller wait of the last WhenReadable
 }
 
-// readBufSize is the read buffer of a connection: small, since every idle
-// connection holds one.
+// readBufSize is the read buffer of a connection: small, since every
+// connection holds one while it reads.
 const readBufSize = 512
+
+// readBufs holds the read buffers of connections that are idle (see
+// Ready) or gone, for the connections that read next.
+var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
+
+// getReadBuf returns a read buffer reading from c.
+func getReadBuf(c io.Reader) *bufio.Reader {
+	br := readBufs.Get().(*bufio.Reader)
+	br.Reset(c)
+	return br
+}
+
+// putReadBuf gives back an empty read buffer.
+func putReadBuf(br *bufio.Reader) {
+	br.Reset(nil)
+	readBufs.Put(br)
+}
 
 // ErrInjected reports bytes other than whitespace between <starttls/> and
 // the TLS handshake: plaintext that would be taken as part of the secure
@@ -40,31 +69,174 @@ func NewConn(c net.Conn, lim xmlstream.Limits) *Conn {
 	if tc, ok := c.(*tls.Conn); ok {
 		s.tls = tc
 	}
-	s.br = bufio.NewReaderSize(c, readBufSize)
+	s.br = getReadBuf(c)
 	s.r = xmlstream.NewReader(s.br, lim)
+	s.sys = sysConn(c)
 	return s
+}
+
+// sysConn returns the socket under c (and under TLS), nil if it has none
+// (a net.Pipe, say).
+func sysConn(c net.Conn) syscall.RawConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 // ReadHeader reads the peer's stream header.
 func (s *Conn) ReadHeader() (xmlstream.Header, error) { return s.r.ReadHeader() }
 
-// WaitReadable blocks until at least one byte can be read (or reading
-// fails). Whitespace keepalives are consumed here, so that an idle
-// connection waits with no parser on its stack.
+// WaitReadable blocks until the peer sent something, or reading fails; call
+// Ready next. It is the cheap place for an idle connection to wait: unless
+// bytes are buffered already, it waits on the socket itself, below TLS, so
+// that no decryption runs on the waiting goroutine and its stack stays at
+// its smallest. Where the socket cannot be waited on (not Linux, or no
+// socket), it waits in a read of one byte instead.
+//
+// That the socket is readable is all it takes: a TLS record the peer sent
+// in part stays buffered in crypto/tls until the rest arrives, which makes
+// the socket readable again, and Ready, called before each wait, has taken
+// in what crypto/tls held whole.
 func (s *Conn) WaitReadable() error {
+	if s.br != nil && s.br.Buffered() > 0 {
+		return nil
+	}
+	if s.sys == nil || !canWaitSocket {
+		_, err := s.br.Peek(1)
+		return err
+	}
+	if err := waitSocket(s.sys); err != nil {
+		return err
+	}
+	s.woken = true
+	return nil
+}
+
+// Ready reports whether the start of an element is buffered, so that Next
+// will not wait for the peer before it has a first byte. It drops the
+// whitespace between elements (keepalives) and reads only what can be read
+// without waiting: after WaitReadable, what the socket holds; over TLS, what
+// crypto/tls has decrypted or received whole already. A deadline passing is
+// not an error here (Ready then reports false), unless Interrupt was called.
+//
+// When Ready reports false, with nothing buffered, the connection lends its
+// read buffer out until WaitReadable returns: an idle connection holds none.
+//
+// Ready may decrypt a TLS record, which takes a deep stack: call it where
+// Next is called, not on the goroutine that waits in WaitReadable.
+func (s *Conn) Ready() (bool, error) {
+	woken := s.woken
+	s.woken = false
+	if s.br == nil {
+		s.br = getReadBuf(s.conn)
+		s.r.SetBuffer(s.br)
+	}
 	for {
-		b, err := s.br.Peek(1)
-		if err != nil {
-			return err
+		for s.br.Buffered() > 0 {
+			b, _ := s.br.Peek(1)
+			switch b[0] {
+			case ' ', '\t', '\r', '\n':
+				_, _ = s.br.Discard(1)
+			default:
+				return true, nil
+			}
 		}
-		switch b[0] {
-		case ' ', '\t', '\r', '\n':
-			_, _ = s.br.ReadByte()
+		var err error
+		switch {
+		case woken: // the socket has bytes: this read does not wait
+			woken = false
+			_, err = s.br.Peek(1)
+		case s.tls != nil:
+			err = s.fillHeld()
 		default:
-			return nil
+			s.lendReadBuf()
+			return false, nil
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && !s.stop.Load() {
+			s.lendReadBuf()
+			return false, nil
+		}
+		if err != nil {
+			return false, err
 		}
 	}
 }
+
+// WhenReadable parks the connection on p, with no goroutine waiting: fn
+// runs once, through p, when the peer sent something (where WaitReadable
+// would return), or when Interrupt or Abort is called. Call Ready first:
+// it must have reported false. The connection is fn's from then on: the
+// caller must not touch it after WhenReadable reported true.
+//
+// It reports false when the connection cannot be parked: p is nil or
+// closed, the connection has no socket, or a read deadline is set (p does
+// not keep deadlines). Then wait in WaitReadable.
+func (s *Conn) WhenReadable(p *Poller, fn func()) bool {
+	if p == nil || s.sys == nil || !s.deadline.IsZero() || s.br != nil && s.br.Buffered() > 0 {
+		return false
+	}
+	if q := s.poller.Load(); q != p {
+		if q != nil || !s.poller.CompareAndSwap(nil, p) {
+			return false // one poller per connection: its registration is there
+		}
+	}
+	s.woken = true // for fn's Ready: the socket is readable then
+	parked := false
+	err := s.sys.Control(func(fd uintptr) {
+		parked = p.park(int(fd), &s.added, &s.tok, fn)
+	})
+	if err != nil || !parked {
+		s.woken = false
+		return false
+	}
+	if s.stop.Load() {
+		p.cancel(s.tok.Load()) // Interrupt ran before the wait was there
+	}
+	return true
+}
+
+// wakeParked runs the callback of a WhenReadable wait now, if one waits.
+func (s *Conn) wakeParked() {
+	if p := s.poller.Load(); p != nil {
+		if tok := s.tok.Load(); tok != 0 {
+			p.cancel(tok)
+		}
+	}
+}
+
+// lendReadBuf gives the empty read buffer back while the connection waits
+// on its socket (only then: elsewhere WaitReadable reads into it).
+func (s *Conn) lendReadBuf() {
+	if s.sys == nil || !canWaitSocket || s.br.Buffered() > 0 {
+		return
+	}
+	putReadBuf(s.br)
+	s.br = nil
+	s.r.SetBuffer(nil)
+}
+
+// fillHeld reads into the buffer what crypto/tls holds already, without
+// reading the socket: a read with a deadline in the past fails before it
+// makes a system call, while crypto/tls serves what it holds first. A
+// timeout does not break a tls.Conn's reading (net.Error.Temporary).
+func (s *Conn) fillHeld() error {
+	_ = s.raw.SetReadDeadline(longAgo)
+	_, err := s.br.Peek(1)
+	_ = s.setRawReadDeadline(s.deadline)
+	return err
+}
+
+// longAgo is a read deadline that has passed.
+var longAgo = time.Unix(1, 0)
 
 // Next reads the next top-level element.
 func (s *Conn) Next() (*xmlstream.Element, error) { return s.r.Next() }
@@ -127,8 +299,21 @@ func (s *Conn) SetLimits(l xmlstream.Limits) {
 	s.r.SetLimits(l)
 }
 
-// SetReadDeadline sets the deadline of reads.
-func (s *Conn) SetReadDeadline(d time.Time) error { return s.conn.SetReadDeadline(d) }
+// SetReadDeadline sets the deadline of reads. After Interrupt, reads stay
+// interrupted whatever the deadline.
+func (s *Conn) SetReadDeadline(d time.Time) error {
+	s.deadline = d
+	return s.setRawReadDeadline(d)
+}
+
+func (s *Conn) setRawReadDeadline(d time.Time) error {
+	err := s.raw.SetReadDeadline(d)
+	if s.stop.Load() {
+		// Interrupt ran meanwhile; its deadline must win.
+		_ = s.raw.SetReadDeadline(longAgo)
+	}
+	return err
+}
 
 // SetWriteDeadline sets the deadline of writes.
 func (s *Conn) SetWriteDeadline(d time.Time) error { return s.conn.SetWriteDeadline(d) }
@@ -148,11 +333,21 @@ func (s *Conn) IsTLS() bool { return s.tls != nil }
 // RemoteAddr is the peer's address.
 func (s *Conn) RemoteAddr() string { return s.raw.RemoteAddr().String() }
 
-// Interrupt wakes a reader blocked in ReadHeader or Next.
-func (s *Conn) Interrupt() { _ = s.raw.SetReadDeadline(time.Now()) }
+// Interrupt wakes a reader blocked in ReadHeader, Next or WaitReadable, or
+// parked with WhenReadable, and makes later reads fail at once.
+func (s *Conn) Interrupt() {
+	s.stop.Store(true)
+	_ = s.raw.SetReadDeadline(longAgo)
+	s.wakeParked()
+}
 
-// Abort closes the connection at once.
-func (s *Conn) Abort() error { return s.raw.Close() }
+// Abort closes the connection at once (and wakes a WhenReadable wait,
+// whose read then fails).
+func (s *Conn) Abort() error {
+	err := s.raw.Close()
+	s.wakeParked()
+	return err
+}
 
 // lingerBytes and lingerTime bound what Close drains from a peer that keeps
 // sending.
@@ -169,7 +364,11 @@ func (s *Conn) Close() error {
 	if cw, ok := s.conn.(closeWriter); ok {
 		if err := cw.CloseWrite(); err == nil {
 			_ = s.conn.SetReadDeadline(time.Now().Add(lingerTime))
-			_, _ = io.CopyN(io.Discard, s.br, lingerBytes)
+			var r io.Reader = s.conn
+			if s.br != nil {
+				r = s.br
+			}
+			_, _ = io.CopyN(io.Discard, r, lingerBytes)
 		}
 	}
 	return s.conn.Close()

@@ -48,6 +48,16 @@ func (p *Workers) Do(fn func()) {
 	donePool.Put(done)
 }
 
+// Go runs fn on a pool goroutine without waiting for it; when the pool is
+// at its bound, on a goroutine of its own.
+func (p *Workers) Go(fn func()) {
+	if w := p.get(); w != nil {
+		w.work <- fn
+		return
+	}
+	go fn()
+}
+
 func (p *Workers) get() *worker {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -84,6 +84,14 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 	return &Reader{src: source{br: br, buf: buf, back: -1}, lim: lim}
 }
 
+// SetBuffer makes r read from br from the next element on, for a caller
+// that lends its buffer out while the stream is idle. Call it only between
+// elements, when the buffered reader r read from so far holds nothing more
+// of the stream: br then holds what follows.
+func (r *Reader) SetBuffer(br *bufio.Reader) {
+	r.src.br, r.src.buf = br, br
+}
+
 // SetLimits changes the limits from the next element on, for example to raise
 // the stanza size limit after authentication.
 func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
