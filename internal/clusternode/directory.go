@@ -25,6 +25,13 @@ type sessionValue struct {
 	Priority   int    `json:"priority,omitempty"`
 	Presence   string `json:"presence,omitempty"` // the last available presence, XML
 	Interested bool   `json:"interested,omitempty"`
+	// Seq orders the states of one key: it grows with every change the
+	// owner makes, across restarts, so a state that arrives late (the
+	// bucket's copy after the announcement, or the reverse) is ignored.
+	Seq uint64 `json:"seq,omitempty"`
+	// Gone marks a resource that ended: a tombstone, kept until the
+	// bucket's TTL so that a late put of an older state cannot revive it.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // sessionKey is the bucket key of a resource of node.
@@ -43,20 +50,36 @@ func keyNode(key string) string {
 }
 
 // directory shares this node's resources with the others and keeps theirs
-// in the router.
+// in the router. A change is announced on subjSessions at once and written
+// to the session bucket behind it: the announcement reaches the running
+// nodes in a millisecond even while the bucket elects a leader (seconds),
+// and the bucket tells the nodes that start later.
 type directory struct {
 	n *Node
 
 	mu      sync.Mutex
-	pending map[string]*sessionValue // key → latest state; nil value = delete
+	seq     uint64                   // the last Seq given to a change
+	pending map[string]*sessionValue // key → latest state to write; nil: delete the entry
 	order   []string
 	wake    chan struct{}
-	idle    chan struct{} // closed once nothing is pending; nil while idle
+	idle    chan struct{}           // closed once nothing is pending; nil while idle
+	local   map[string]sessionValue // key → this node's live entries, latest state
 
 	remoteMu sync.Mutex
 	remote   map[string]router.Resource // key → remote resource, as put in the router
-	local    map[string]sessionValue    // key → this node's entries, as last written
+	seen     map[string]seenMark        // key → newest state applied
 }
+
+// seenMark is the newest state of another node's key applied here.
+type seenMark struct {
+	seq  uint64
+	gone bool
+	at   time.Time
+}
+
+// seenKeep is how long the mark of an ended resource is kept: far longer
+// than an announcement and the bucket's copy can be apart.
+const seenKeep = 2 * time.Minute
 
 // start watches the bucket, loads the other nodes' resources, ends the
 // sessions this node left behind when it stopped last, and begins
@@ -67,8 +90,19 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 	d.wake = make(chan struct{}, 1)
 	d.remote = make(map[string]router.Resource)
 	d.local = make(map[string]sessionValue)
+	d.seen = make(map[string]seenMark)
 
 	stop, err := n.c.Serve(subjNodePrefix+n.self, d.serveNode)
+	if err != nil {
+		return fmt.Errorf("join cluster: %w", err)
+	}
+	n.stops = append(n.stops, stop)
+	stop, err = n.c.Serve(subjSessions, func(hdr func(string) string, data []byte) []byte {
+		if key := hdr("Key"); keyNode(key) != n.self {
+			d.remoteChanged(cluster.SessionEvent{Key: key, Value: data})
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("join cluster: %w", err)
 	}
@@ -93,7 +127,7 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 				default:
 					// Left from this node's last run: its sessions are gone.
 					var v sessionValue
-					if !e.Deleted && json.Unmarshal(e.Value, &v) == nil {
+					if !e.Deleted && json.Unmarshal(e.Value, &v) == nil && !v.Gone {
 						stale = append(stale, v)
 					}
 				}
@@ -111,8 +145,9 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 		return fmt.Errorf("load the session table: %w", ctx.Err())
 	}
 	n.p.Router.SetObserver(d)
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go d.writeLoop()
+	go d.refreshLoop()
 	for _, v := range stale {
 		full, err := jid.Parse(v.JID)
 		if err != nil {
@@ -121,7 +156,7 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 		if v.Available {
 			n.p.Presence.Ended(ctx, router.Resource{Session: nopSession{full}, JID: full, Available: true, Priority: v.Priority}, nil)
 		}
-		d.enqueue(sessionKey(n.self, full), nil)
+		d.announce(sessionKey(n.self, full), &sessionValue{JID: v.JID, Node: n.self, Gone: true})
 	}
 	return nil
 }
@@ -131,7 +166,7 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 func (d *directory) ResourceChanged(res router.Resource, gone bool) {
 	key := sessionKey(d.n.self, res.JID)
 	if gone {
-		d.enqueue(key, nil)
+		d.announce(key, &sessionValue{JID: res.JID.String(), Node: d.n.self, Gone: true})
 		return
 	}
 	v := &sessionValue{
@@ -144,11 +179,51 @@ func (d *directory) ResourceChanged(res router.Resource, gone bool) {
 	if res.Presence != nil {
 		v.Presence = string(xmlstream.AppendXML(nil, res.Presence, ""))
 	}
-	d.enqueue(key, v)
+	d.announce(key, v)
 }
 
-func (d *directory) enqueue(key string, v *sessionValue) {
+// announce gives v the next Seq, tells the other nodes at once and queues
+// v for the bucket.
+func (d *directory) announce(key string, v *sessionValue) {
 	d.mu.Lock()
+	d.seq = max(d.seq+1, uint64(time.Now().UnixNano()))
+	v.Seq = d.seq
+	if v.Gone {
+		delete(d.local, key)
+	} else {
+		d.local[key] = *v
+	}
+	d.queueLocked(key, v)
+	d.mu.Unlock()
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = d.n.c.PublishMsg(subjSessions, map[string]string{"Key": key}, b)
+	}
+	if err != nil && d.n.ctx.Err() == nil {
+		d.n.log.Debug("announce session state", "key", key, "err", err)
+	}
+}
+
+// requeue queues v for the bucket again, unless it is no longer the key's
+// latest state or a later one is queued already.
+func (d *directory) requeue(key string, v *sessionValue) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, queued := d.pending[key]; queued {
+		return
+	}
+	if v == nil {
+		d.queueLocked(key, nil)
+		return
+	}
+	cur, live := d.local[key]
+	if v.Gone == live || (live && cur.Seq != v.Seq) {
+		return
+	}
+	d.queueLocked(key, v)
+}
+
+func (d *directory) queueLocked(key string, v *sessionValue) {
 	if _, ok := d.pending[key]; !ok {
 		d.order = append(d.order, key)
 	}
@@ -156,7 +231,6 @@ func (d *directory) enqueue(key string, v *sessionValue) {
 	if d.idle == nil {
 		d.idle = make(chan struct{})
 	}
-	d.mu.Unlock()
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -188,24 +262,36 @@ func (d *directory) writeLoop() {
 			v := d.pending[key]
 			delete(d.pending, key)
 			d.mu.Unlock()
-			d.write(key, v)
+			if !d.write(key, v) {
+				// The bucket is unreachable beyond writeTimeout: try again
+				// after a pause, unless a newer state replaced v.
+				select {
+				case <-d.n.ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				d.requeue(key, v)
+			}
 		}
 	}
 }
 
-func (d *directory) write(key string, v *sessionValue) {
+// removeDead queues the deletion of a dead node's entry.
+func (d *directory) removeDead(key string) {
+	d.mu.Lock()
+	d.queueLocked(key, nil)
+	d.mu.Unlock()
+}
+
+// write puts v in the bucket (nil: deletes the entry) and reports whether
+// it got there.
+func (d *directory) write(key string, v *sessionValue) bool {
 	ctx, cancel := context.WithTimeout(d.n.ctx, writeTimeout)
 	defer cancel()
 	var err error
 	if v == nil {
-		d.remoteMu.Lock()
-		delete(d.local, key)
-		d.remoteMu.Unlock()
 		err = d.n.c.DeleteSession(ctx, key)
 	} else {
-		d.remoteMu.Lock()
-		d.local[key] = *v
-		d.remoteMu.Unlock()
 		var b []byte
 		if b, err = json.Marshal(v); err == nil {
 			_, err = d.n.c.PutSession(ctx, key, b)
@@ -213,6 +299,43 @@ func (d *directory) write(key string, v *sessionValue) {
 	}
 	if err != nil && d.n.ctx.Err() == nil {
 		d.n.log.Warn("share session state", "key", key, "err", err)
+		return false
+	}
+	return true
+}
+
+// refreshLoop rewrites this node's live entries well within the bucket's
+// TTL, so that a node starting later sees idle sessions too, and forgets
+// the marks of other nodes' resources that ended long ago.
+func (d *directory) refreshLoop() {
+	defer d.n.wg.Done()
+	every := d.n.p.Config.SessionTTL.Duration / 3
+	if every <= 0 {
+		every = cluster.DefaultSessionTTL / 3
+	}
+	every = min(every, seenKeep)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		for key, v := range d.local {
+			if _, queued := d.pending[key]; !queued {
+				d.queueLocked(key, &v)
+			}
+		}
+		d.mu.Unlock()
+		d.remoteMu.Lock()
+		for key, m := range d.seen {
+			if m.gone && time.Since(m.at) > seenKeep {
+				delete(d.seen, key)
+			}
+		}
+		d.remoteMu.Unlock()
 	}
 }
 
@@ -237,24 +360,23 @@ func (d *directory) ownChanged(e cluster.SessionEvent) {
 	if !e.Deleted {
 		return
 	}
-	d.remoteMu.Lock()
+	d.mu.Lock()
 	v, ok := d.local[e.Key]
-	d.remoteMu.Unlock()
+	d.mu.Unlock()
 	if ok {
-		d.enqueue(e.Key, &v)
+		d.announce(e.Key, &v)
 	}
 }
 
-// remoteChanged mirrors another node's entry into the router.
+// remoteChanged mirrors another node's entry into the router: from the
+// node's announcement or from the bucket, whichever comes first; the older
+// of the two is ignored.
 func (d *directory) remoteChanged(e cluster.SessionEvent) {
-	r := d.n.p.Router
 	d.remoteMu.Lock()
 	defer d.remoteMu.Unlock()
 	if e.Deleted {
-		if old, ok := d.remote[e.Key]; ok {
-			delete(d.remote, e.Key)
-			r.RemoveRemote(old.JID, old.Node)
-		}
+		// A survivor removed the entries of a node it took for dead.
+		d.removeLocked(e.Key)
 		return
 	}
 	var v sessionValue
@@ -265,6 +387,14 @@ func (d *directory) remoteChanged(e cluster.SessionEvent) {
 	full, err := jid.Parse(v.JID)
 	if err != nil || !full.IsFull() || v.Node == "" || v.Node != keyNode(e.Key) {
 		d.n.log.Warn("bad session entry", "key", e.Key, "jid", v.JID)
+		return
+	}
+	if m, ok := d.seen[e.Key]; ok && v.Seq != 0 && v.Seq <= m.seq {
+		return // older than what was applied
+	}
+	d.seen[e.Key] = seenMark{seq: v.Seq, gone: v.Gone, at: time.Now()}
+	if v.Gone {
+		d.removeLocked(e.Key)
 		return
 	}
 	res := router.Resource{
@@ -281,7 +411,14 @@ func (d *directory) remoteChanged(e cluster.SessionEvent) {
 		}
 	}
 	d.remote[e.Key] = res
-	r.PutRemote(res)
+	d.n.p.Router.PutRemote(res)
+}
+
+func (d *directory) removeLocked(key string) {
+	if old, ok := d.remote[key]; ok {
+		delete(d.remote, key)
+		d.n.p.Router.RemoveRemote(old.JID, old.Node)
+	}
 }
 
 // dropNode forgets every resource of a dead node and returns them.
@@ -295,6 +432,9 @@ func (d *directory) dropNode(node string) []router.Resource {
 		}
 		delete(d.remote, key)
 		d.n.p.Router.RemoveRemote(res.JID, res.Node)
+		if m, ok := d.seen[key]; ok {
+			d.seen[key] = seenMark{seq: m.seq, gone: true, at: time.Now()}
+		}
 		out = append(out, res)
 	}
 	return out

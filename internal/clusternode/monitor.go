@@ -131,7 +131,7 @@ func (m *monitor) nodeDied(name string) {
 			res.Session = nopSession{res.JID}
 			m.n.p.Presence.Ended(m.n.ctx, res, nil)
 		}
-		m.n.dir.enqueue(sessionKey(name, res.JID), nil)
+		m.n.dir.removeDead(sessionKey(name, res.JID))
 	}
 }
 

@@ -57,6 +57,7 @@ const (
 const (
 	subjHeartbeat  = "casp3r.hb"
 	subjNodePrefix = "casp3r.node."
+	subjSessions   = "casp3r.sess" // session changes, announced as they happen
 )
 
 // Node is this node's membership of the cluster.
@@ -83,6 +84,12 @@ type Node struct {
 
 	dir directory
 	mon monitor
+
+	// Users for whom other nodes stored offline messages, waiting for
+	// redeliverLoop.
+	offMu   sync.Mutex
+	offline map[string]struct{}
+	offWake chan struct{}
 
 	stops []func()
 }
@@ -125,7 +132,8 @@ func start(ctx context.Context, p server.ClusterParts) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("join cluster: %w", err)
 	}
-	n := &Node{c: c, p: p, log: log, self: p.Config.Name, aead: aead, appliedCh: make(chan struct{})}
+	n := &Node{c: c, p: p, log: log, self: p.Config.Name, aead: aead, appliedCh: make(chan struct{}),
+		offline: make(map[string]struct{}), offWake: make(chan struct{}, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	fail := func(err error) (*Node, error) {
 		n.cancel()
@@ -138,6 +146,8 @@ func start(ctx context.Context, p server.ClusterParts) (*Node, error) {
 	if err := c.EnsureStreams(jctx); err != nil {
 		return fail(fmt.Errorf("join cluster: %w", err))
 	}
+	n.wg.Add(1)
+	go n.redeliverLoop()
 	if err := n.startApplier(jctx); err != nil {
 		return fail(err)
 	}
@@ -199,9 +209,12 @@ func (n *Node) apply(pos uint64, data []byte) error {
 			"pos", pos, "err", err)
 		entry = nil
 	}
-	err = n.p.Store.ApplyReplicated(n.ctx, pos, entry)
+	got, err := n.p.Store.ApplyReplicated(n.ctx, pos, entry)
 	switch {
 	case err == nil:
+		if got.Offline > 0 {
+			n.offlineStored(got.Account)
+		}
 	case n.ctx.Err() != nil:
 		return n.ctx.Err()
 	case errors.Is(err, storage.ErrCorrupt):
@@ -211,6 +224,43 @@ func (n *Node) apply(pos uint64, data []byte) error {
 	}
 	n.setApplied(pos)
 	return nil
+}
+
+// offlineStored queues user for redeliverLoop: another node stored offline
+// messages for user, perhaps because it had not yet heard of a session of
+// the user just bound on this node.
+func (n *Node) offlineStored(user string) {
+	if n.p.Redeliver == nil {
+		return
+	}
+	n.offMu.Lock()
+	n.offline[user] = struct{}{}
+	n.offMu.Unlock()
+	select {
+	case n.offWake <- struct{}{}:
+	default:
+	}
+}
+
+// redeliverLoop hands the queued users to ClusterParts.Redeliver, away from
+// the applier: a delivery deletes the messages, a write that may wait for
+// the applier.
+func (n *Node) redeliverLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.offWake:
+		}
+		n.offMu.Lock()
+		users := n.offline
+		n.offline = make(map[string]struct{})
+		n.offMu.Unlock()
+		for user := range users {
+			n.p.Redeliver(n.ctx, user)
+		}
+	}
 }
 
 // setKnown raises the known committed position to pos.

@@ -121,6 +121,13 @@ type Cluster struct {
 	Peers      []string `toml:"peers"`       // the other nodes' route addresses
 	Replicas   int      `toml:"replicas"`    // copies of every log (capped at the number of nodes)
 	SessionTTL Duration `toml:"session_ttl"` // how long a session entry outlives its last refresh
+	// Load sharing: beyond MaxClients sessions, a new client is sent to the
+	// least-loaded node with see-other-host (0 = no limit).
+	MaxClients    int    `toml:"max_clients"`
+	ClientAddress string `toml:"client_address"` // host[:port] clients reach this node at; "" = derived
+	// Leaf nodes serve clients but hold no vote and no copy of the logs.
+	Leaf       bool   `toml:"leaf"`        // this node is a leaf: peers are the full nodes' leaf_listen addresses
+	LeafListen string `toml:"leaf_listen"` // host:port where leaf nodes connect to this full node; "" = none
 }
 
 // Enabled reports whether the node is part of a cluster.

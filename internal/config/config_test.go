@@ -204,6 +204,23 @@ func TestValidate(t *testing.T) {
 			c.Cluster = clusterOf("a", "10.0.0.1:7422", "10.0.0.2:7422")
 			c.Cluster.Replicas = 7
 		}, []string{"cluster.replicas: 7 is out of range"}},
+		{"cluster leaf without listen", func(c *Config) {
+			c.Cluster = clusterOf("pi", "", "10.0.0.1:7423")
+			c.Cluster.Leaf = true
+		}, nil},
+		{"cluster leaf accepting leaves", func(c *Config) {
+			c.Cluster = clusterOf("pi", "", "10.0.0.1:7423")
+			c.Cluster.Leaf, c.Cluster.LeafListen = true, "0.0.0.0:7423"
+		}, []string{"cluster.leaf_listen: \"0.0.0.0:7423\" is set on a leaf node"}},
+		{"cluster full node without listen", func(c *Config) { c.Cluster = clusterOf("a", "", "10.0.0.2:7422") }, []string{`cluster.listen: is not host:port`}},
+		{"cluster leaf_listen", func(c *Config) {
+			c.Cluster = clusterOf("a", "10.0.0.1:7422", "10.0.0.2:7422")
+			c.Cluster.LeafListen = "7423"
+		}, []string{`cluster.leaf_listen: "7423" is not host:port`}},
+		{"cluster max_clients", func(c *Config) {
+			c.Cluster = clusterOf("a", "10.0.0.1:7422", "10.0.0.2:7422")
+			c.Cluster.MaxClients = -1
+		}, []string{"cluster.max_clients: -1 is negative"}},
 		{"no cluster ignores its settings", func(c *Config) { c.Cluster.Listen = "nonsense" }, nil},
 		{"no domain", func(c *Config) { c.Domain = "" }, []string{"domain: is not set"}},
 		{"upper case", func(c *Config) { c.Domain = "Example.org" }, []string{`domain: "Example.org" must be lower case ("example.org")`}},

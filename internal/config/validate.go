@@ -179,8 +179,18 @@ func (c *Config) Validate() error {
 		if !validNodeName(cl.Name) {
 			add("cluster.name", cl.Name, "must be 1-32 of a-z, 0-9, - and _")
 		}
-		if _, port, err := net.SplitHostPort(cl.Listen); err != nil || port == "" {
+		if _, port, err := net.SplitHostPort(cl.Listen); (err != nil || port == "") && !(cl.Leaf && cl.Listen == "") {
 			add("cluster.listen", cl.Listen, `is not host:port (e.g. "10.0.0.1:7422")`)
+		}
+		if cl.LeafListen != "" {
+			if _, port, err := net.SplitHostPort(cl.LeafListen); err != nil || port == "" {
+				add("cluster.leaf_listen", cl.LeafListen, `is not host:port (e.g. "0.0.0.0:7423")`)
+			} else if cl.Leaf {
+				add("cluster.leaf_listen", cl.LeafListen, "is set on a leaf node: only full nodes accept leaf nodes")
+			}
+		}
+		if cl.MaxClients < 0 {
+			add("cluster.max_clients", cl.MaxClients, "is negative (0 = no limit)")
 		}
 		if cl.Advertise != "" {
 			if _, port, err := net.SplitHostPort(cl.Advertise); err != nil || port == "" {

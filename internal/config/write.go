@@ -145,6 +145,19 @@ peers = [{{range $i, $p := .Cluster.Peers}}{{if $i}}, {{end}}{{q $p}}{{end}}]
 replicas = {{.Cluster.Replicas}}
 # How long a node's sessions outlive it if it stops refreshing them.
 session_ttl = {{q .Cluster.SessionTTL.String}}
+# Load sharing: with this many clients connected, a new client is sent to the
+# least-loaded node instead (see-other-host); 0 = no limit.
+max_clients = {{.Cluster.MaxClients}}
+# The address clients reach this node at ("host" or "host:port"), given to
+# the clients another node sends here; "" = the host of advertise or listen,
+# with this node's client port.
+client_address = {{q .Cluster.ClientAddress}}
+# A leaf node serves clients but holds no vote and no copy of the logs: for a
+# weak box or one behind NAT. Its peers are the full nodes' leaf_listen
+# addresses.
+leaf = {{.Cluster.Leaf}}
+# On a full node: where leaf nodes connect ("host:port"); "" = no leaf nodes.
+leaf_listen = {{q .Cluster.LeafListen}}
 `))
 
 // WriteDefault writes dir/casp3r.toml: every setting with its default value

@@ -37,7 +37,10 @@ type ClusterParts struct {
 	Router   *router.Router
 	Store    *sqlite.DB
 	Presence router.PresenceHandler
-	Logger   *slog.Logger
+	// Redeliver delivers the offline messages another node stored for
+	// user to user's session on this node, if the message would go there.
+	Redeliver func(ctx context.Context, user string)
+	Logger    *slog.Logger
 }
 
 // ClusterStarter starts a cluster engine; it returns once this node has
@@ -76,14 +79,15 @@ func (s *Server) startCluster(ctx context.Context, o options, secret []byte, pre
 		return nil // New refused [cluster] without a starter
 	}
 	c, err := o.cluster(ctx, ClusterParts{
-		Config:   s.cfg.Cluster,
-		Dir:      filepath.Join(s.cfg.Dir, "cluster"),
-		Secret:   secret,
-		Domain:   s.domain,
-		Router:   s.router,
-		Store:    s.db,
-		Presence: presence,
-		Logger:   s.log.With("part", "cluster"),
+		Config:    s.cfg.Cluster,
+		Dir:       filepath.Join(s.cfg.Dir, "cluster"),
+		Secret:    secret,
+		Domain:    s.domain,
+		Router:    s.router,
+		Store:     s.db,
+		Presence:  presence,
+		Redeliver: off.Redeliver,
+		Logger:    s.log.With("part", "cluster"),
 	})
 	if err != nil {
 		return err

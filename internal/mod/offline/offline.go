@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"casp3r/internal/jid"
 	"casp3r/internal/router"
 	"casp3r/internal/stanza"
 	"casp3r/internal/storage"
@@ -47,13 +48,14 @@ type Module struct {
 	// message stored through the other nodes. Set it while wiring.
 	Sync func(ctx context.Context) error
 
+	r      *router.Router
 	domain string
 	st     Store
 	max    int
 	now    func() time.Time // tests replace it
 
 	mu       sync.Mutex
-	flushing map[string]struct{} // users whose messages are being delivered
+	flushing map[string]bool // users whose messages are being delivered → look again when done
 }
 
 var _ router.OfflineStore = (*Module)(nil)
@@ -62,11 +64,12 @@ var _ router.OfflineStore = (*Module)(nil)
 // domain r serves.
 func New(r *router.Router, st Store, max int) *Module {
 	return &Module{
+		r:        r,
 		domain:   r.Domain().String(),
 		st:       st,
 		max:      max,
 		now:      time.Now,
-		flushing: make(map[string]struct{}),
+		flushing: make(map[string]bool),
 	}
 }
 
@@ -115,20 +118,76 @@ func (m *Module) StoreOffline(ctx context.Context, user string, st *xmlstream.El
 // of them gets the messages. A stored message that cannot be parsed is
 // logged and deleted.
 func (m *Module) InitialPresence(ctx context.Context, res router.Resource) {
-	if res.Priority < 0 {
+	if res.Priority < 0 || res.JID.Local() == "" {
 		return
 	}
-	user := res.JID.Local()
-	if user == "" {
-		return
-	}
-	if !m.begin(user) {
-		return
-	}
-	defer m.end(user)
+	m.run(ctx, res.JID.Local(), &res)
+}
 
+// Redeliver delivers user's stored messages now if the resource a message
+// to the bare JID would go to is bound on this node. On a node of a
+// cluster, another node may store messages for a user because it had not
+// yet heard of the resource just bound here; the cluster calls Redeliver
+// once such messages have reached this node.
+func (m *Module) Redeliver(ctx context.Context, user string) {
+	if user != "" {
+		m.run(ctx, user, nil)
+	}
+}
+
+// run delivers user's messages to res, or (res nil) to the local resource
+// chosen by target; again while more were stored meanwhile.
+func (m *Module) run(ctx context.Context, user string, res *router.Resource) {
+	// A resource coming online while a delivery is under way has nothing
+	// to wait for: the messages are on their way to another resource. New
+	// messages (res nil) make the running delivery look again.
+	if !m.begin(user, res == nil) {
+		return
+	}
+	sync := res != nil
+	for {
+		if res == nil {
+			if r, ok := m.target(user); ok {
+				res = &r
+			}
+		}
+		if res != nil {
+			m.deliver(ctx, user, *res, sync)
+		}
+		if !m.end(user) {
+			return
+		}
+		res, sync = nil, false
+	}
+}
+
+// target returns the resource of user that a message to the bare JID goes
+// to (the highest priority, then the first full JID, so that every node of
+// a cluster picks the same), if it is bound on this node.
+func (m *Module) target(user string) (router.Resource, bool) {
+	bare, err := jid.New(user, m.domain, "")
+	if err != nil {
+		return router.Resource{}, false
+	}
+	var best router.Resource
+	found := false
+	for _, res := range m.r.Resources(bare) {
+		if !res.Available || res.Priority < 0 {
+			continue
+		}
+		if !found || res.Priority > best.Priority ||
+			(res.Priority == best.Priority && res.JID.String() < best.JID.String()) {
+			best, found = res, true
+		}
+	}
+	return best, found && best.Node == ""
+}
+
+// deliver sends user's stored messages to res and deletes them; with sync,
+// after catching up with the cluster.
+func (m *Module) deliver(ctx context.Context, user string, res router.Resource, sync bool) {
 	log := m.logger()
-	if m.Sync != nil {
+	if sync && m.Sync != nil {
 		if err := m.Sync(ctx); err != nil {
 			log.Warn("catch up before delivering offline messages", "user", user, "err", err)
 		}
@@ -157,19 +216,28 @@ func (m *Module) InitialPresence(ctx context.Context, res router.Resource) {
 }
 
 // begin marks user's messages as being delivered; false if they already
-// are.
-func (m *Module) begin(user string) bool {
+// are, in which case the delivery under way looks again when done if again
+// is set.
+func (m *Module) begin(user string, again bool) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, busy := m.flushing[user]; busy {
+		m.flushing[user] = m.flushing[user] || again
 		return false
 	}
-	m.flushing[user] = struct{}{}
+	m.flushing[user] = false
 	return true
 }
 
-func (m *Module) end(user string) {
+// end ends a delivery for user, unless another was asked for meanwhile: then
+// it reports true and the delivery goes on.
+func (m *Module) end(user string) (again bool) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.flushing[user] {
+		m.flushing[user] = false
+		return true
+	}
 	delete(m.flushing, user)
-	m.mu.Unlock()
+	return false
 }

@@ -394,3 +394,60 @@ func TestInitialPresenceOnce(t *testing.T) {
 		t.Errorf("loaded %d times, want 2", st.loads)
 	}
 }
+
+// TestRedeliver checks the delivery of messages stored while the user was
+// online elsewhere in a cluster: they go to the resource a message to the
+// bare JID would go to, only from the node that holds it.
+func TestRedeliver(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		local  []int // priorities of bob's resources here, named l0, l1, …
+		remote []int // priorities of his resources on node "b", named r0, …
+		want   string
+	}{
+		{"one available resource here", []int{0}, nil, "l0"},
+		{"best of two here", []int{1, 5}, nil, "l1"},
+		{"equal priorities: first full JID", []int{3, 3}, nil, "l0"},
+		{"best resource on another node", []int{0}, []int{5}, ""},
+		{"better here than there", []int{7}, []int{5}, "l0"},
+		{"only a negative priority", []int{-1}, nil, ""},
+		{"no resource", nil, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 0)
+			sessions := map[string]*routertest.Session{}
+			for i, p := range tt.local {
+				name := fmt.Sprintf("l%d", i)
+				sessions[name], _ = e.bind(t, "bob@example.org/"+name, p)
+			}
+			for i, p := range tt.remote {
+				full := jid.MustParse(fmt.Sprintf("bob@example.org/r%d", i))
+				e.r.PutRemote(router.Resource{Session: routertest.NewSession(full), JID: full, Available: true, Priority: p, Node: "b"})
+			}
+			for _, body := range []string{"one", "two"} {
+				if err := e.m.StoreOffline(ctx, "bob", message(body)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.m.Redeliver(ctx, "bob")
+			got := ""
+			for name, s := range sessions {
+				if n := len(s.Take()); n > 0 {
+					if got != "" || n != 2 {
+						t.Errorf("%s got %d messages (after %q)", name, n, got)
+					}
+					got = name
+				}
+			}
+			if got != tt.want {
+				t.Errorf("delivered to %q, want %q", got, tt.want)
+			}
+			left := len(e.stored(t, "bob"))
+			if want := map[bool]int{true: 2, false: 0}[tt.want == ""]; left != want {
+				t.Errorf("%d messages left stored, want %d", left, want)
+			}
+		})
+	}
+}

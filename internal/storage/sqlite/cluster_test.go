@@ -38,6 +38,7 @@ type memNode struct {
 	path    string
 	applied uint64        // position of the last entry applied; guarded by log.mu
 	errs    []error       // ApplyReplicated errors; guarded by log.mu
+	got     []Applied     // ApplyReplicated results, in order; guarded by log.mu
 	gate    chan struct{} // when not nil, the applier waits for it to close; guarded by log.mu
 }
 
@@ -144,7 +145,7 @@ func (n *memNode) run(ctx context.Context) {
 		}
 		e := l.entries[next-1]
 		l.mu.Unlock()
-		err := n.db.ApplyReplicated(ctx, next, e.data)
+		got, err := n.db.ApplyReplicated(ctx, next, e.data)
 		if ctx.Err() != nil {
 			return
 		}
@@ -152,6 +153,7 @@ func (n *memNode) run(ctx context.Context) {
 		if err != nil {
 			n.errs = append(n.errs, err)
 		}
+		n.got = append(n.got, got)
 		n.applied = next
 		l.notify()
 		l.mu.Unlock()

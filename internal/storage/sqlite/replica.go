@@ -155,13 +155,16 @@ func decodeEntry(b []byte) (entry, error) {
 // must be the same (same hash); the new ones must continue the local log
 // with correct hashes and, for an account, a valid head signature. An entry
 // that fails these checks (a fork, a forgery) is not applied, the cursor
-// still moves past it, and the error wraps storage.ErrCorrupt.
-func (db *DB) ApplyReplicated(ctx context.Context, pos uint64, data []byte) error {
+// still moves past it, and the error wraps storage.ErrCorrupt. The result
+// tells what the entry added.
+func (db *DB) ApplyReplicated(ctx context.Context, pos uint64, data []byte) (Applied, error) {
+	var got Applied
 	if pos == 0 {
-		return errors.New("apply replicated entry: position 0")
+		return got, errors.New("apply replicated entry: position 0")
 	}
 	e, derr := decodeEntry(data)
 	err := db.submit(ctx, func(t *wtx) error {
+		got = Applied{}
 		cur, err := t.cursor()
 		if err != nil {
 			return err
@@ -172,22 +175,34 @@ func (db *DB) ApplyReplicated(ctx context.Context, pos uint64, data []byte) erro
 		if derr != nil {
 			return derr
 		}
-		if err := t.applyEntry(&e, pos); err != nil {
+		if err := t.applyEntry(&e, pos, &got); err != nil {
 			return err
 		}
 		return t.setCursor(pos)
 	}, true)
 	if errors.Is(err, storage.ErrCorrupt) {
+		got = Applied{}
 		// Nothing of the entry was applied (its savepoint was rolled
 		// back): move the cursor past it alone.
 		if cerr := db.submit(ctx, func(t *wtx) error { return t.setCursor(pos) }, true); cerr != nil {
-			return fmt.Errorf("apply replicated entry %d: %w (after %w)", pos, cerr, err)
+			return got, fmt.Errorf("apply replicated entry %d: %w (after %w)", pos, cerr, err)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("apply replicated entry %d: %w", pos, err)
+		return Applied{}, fmt.Errorf("apply replicated entry %d: %w", pos, err)
 	}
-	return nil
+	return got, nil
+}
+
+// Applied is what one entry of the shared log added to the views.
+type Applied struct {
+	// Account is the account whose log the entry extended with events
+	// this node did not have; "" for the server's logs and for an entry
+	// that brought nothing new (this node's own writes coming back).
+	Account string
+	// Offline counts the offline messages the new events stored for
+	// Account.
+	Offline int
 }
 
 // ReplicaCursor returns the position of the last entry of the shared log
@@ -221,7 +236,7 @@ func (t *wtx) setCursor(pos uint64) error {
 // (see ApplyReplicated) and records pos as the position of e's log. It
 // checks the whole entry before writing anything; its check errors wrap
 // storage.ErrCorrupt.
-func (t *wtx) applyEntry(e *entry, pos uint64) error {
+func (t *wtx) applyEntry(e *entry, pos uint64, got *Applied) error {
 	acct := e.Kind == kindAccount
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s: %w", e.key(), fmt.Sprintf(format, args...), storage.ErrCorrupt)
@@ -285,8 +300,14 @@ func (t *wtx) applyEntry(e *entry, pos uint64) error {
 		}
 	}
 	if first >= 0 {
+		if acct {
+			got.Account = e.Name
+		}
 		for i := first; i < len(e.Events); i++ {
 			ev := &e.Events[i]
+			if acct && ev.Type == storage.EventOfflineStored {
+				got.Offline++
+			}
 			se := storage.Event{Account: e.Name, Seq: ev.Seq, Type: ev.Type, Data: ev.data(), Time: timeFromNano(ev.Time)}
 			prev := ev.Prev
 			if prev == nil {

@@ -393,8 +393,12 @@ func TestReplay(t *testing.T) {
 	replay := func() {
 		t.Helper()
 		for i, e := range entries {
-			if err := n2.ApplyReplicated(ctx, uint64(i+1), e.data); err != nil {
+			got, err := n2.ApplyReplicated(ctx, uint64(i+1), e.data)
+			if err != nil {
 				t.Fatalf("ApplyReplicated(%d): %v", i+1, err)
+			}
+			if got != (Applied{}) {
+				t.Errorf("ApplyReplicated(%d) = %+v for events already there", i+1, got)
 			}
 		}
 		if got := digest(t, n2); got != want {
@@ -408,6 +412,41 @@ func TestReplay(t *testing.T) {
 	mustExec(t, rawDB(t, c.nodes[1].path), `DELETE FROM replica_cursor`)
 	replay()
 	mustVerify(t, n2, "juliet")
+}
+
+// TestAppliedOffline checks what ApplyReplicated reports: the offline
+// messages another node stored, and nothing for a node's own writes coming
+// back.
+func TestAppliedOffline(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t, 2)
+	n1 := c.nodes[0].db
+	mustCreate(t, n1, "juliet")
+	for _, body := range []string{"one", "two"} {
+		msg := []byte(`<message xmlns="jabber:client" to="juliet@example.net"><body>` + body + `</body></message>`)
+		if err := n1.StoreOffline(ctx, "juliet", msg, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.sync(t)
+	c.log.mu.Lock()
+	own, other := append([]Applied(nil), c.nodes[0].got...), append([]Applied(nil), c.nodes[1].got...)
+	c.log.mu.Unlock()
+	for i, got := range own {
+		if got != (Applied{}) {
+			t.Errorf("writer's own entry %d came back as %+v, want nothing new", i+1, got)
+		}
+	}
+	offline := 0
+	for _, got := range other {
+		if got.Offline > 0 && got.Account != "juliet" {
+			t.Errorf("offline messages reported for %q, want juliet", got.Account)
+		}
+		offline += got.Offline
+	}
+	if offline != 2 {
+		t.Errorf("the other node was told of %d offline messages, want 2 (%+v)", offline, other)
+	}
 }
 
 // signedEntry returns an entry appending one roster-set event to the log of
@@ -521,7 +560,7 @@ func TestApplyForged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pos++
-			err := db.ApplyReplicated(ctx, pos, tt.data())
+			_, err := db.ApplyReplicated(ctx, pos, tt.data())
 			if !errors.Is(err, storage.ErrCorrupt) {
 				t.Errorf("ApplyReplicated = %v, want ErrCorrupt", err)
 			}
@@ -539,7 +578,7 @@ func TestApplyForged(t *testing.T) {
 	}
 	// The genuine entry applies.
 	pos++
-	if err := db.ApplyReplicated(ctx, pos, encode(signedEntry(t, db, "juliet"))); err != nil {
+	if _, err := db.ApplyReplicated(ctx, pos, encode(signedEntry(t, db, "juliet"))); err != nil {
 		t.Fatalf("ApplyReplicated(genuine) = %v", err)
 	}
 	if _, err := db.RosterItem(ctx, "juliet", "forged@example.net"); err != nil {
@@ -547,7 +586,7 @@ func TestApplyForged(t *testing.T) {
 	}
 	mustVerify(t, db, "juliet")
 	// An entry below the cursor is skipped, even a bad one.
-	if err := db.ApplyReplicated(ctx, 1, []byte("{")); err != nil {
+	if _, err := db.ApplyReplicated(ctx, 1, []byte("{")); err != nil {
 		t.Errorf("ApplyReplicated below the cursor = %v", err)
 	}
 }

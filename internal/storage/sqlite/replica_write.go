@@ -306,7 +306,7 @@ func (db *DB) applyOwn(t *wtx) error {
 		if l.err != nil || l.data == nil {
 			continue
 		}
-		if err := t.applyEntry(&l.entry, l.pos); err != nil {
+		if err := t.applyEntry(&l.entry, l.pos, new(Applied)); err != nil {
 			_ = tx.Rollback() // the applier brings the entries later
 			return fmt.Errorf("apply replicated changes: %w", err)
 		}
