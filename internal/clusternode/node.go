@@ -51,6 +51,9 @@ const (
 	writeTimeout = 10 * time.Second
 	// forwardTimeout bounds the forwarding of one stanza to another node.
 	forwardTimeout = 5 * time.Second
+	// flushTimeout bounds how long Shutdown waits for the session bucket
+	// to take this node's last changes.
+	flushTimeout = 2 * time.Second
 )
 
 // Subjects of core NATS messages between nodes.
@@ -169,7 +172,12 @@ func start(ctx context.Context, p server.ClusterParts) (*Node, error) {
 // removed (its sessions have ended by now), the loops stop and the NATS
 // node shuts down, handing its leaderships over.
 func (n *Node) Shutdown(ctx context.Context) error {
-	n.dir.flush(ctx)
+	// The other nodes heard of the ended sessions already (announcements);
+	// the bucket may be out of reach when the whole cluster stops, and the
+	// NATS node needs the rest of ctx to hand its leaderships over.
+	fctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	n.dir.flush(fctx)
+	cancel()
 	for _, stop := range n.stops {
 		stop()
 	}
