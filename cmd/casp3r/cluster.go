@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,15 +73,22 @@ func clusterToken(cfg *config.Config, stdout io.Writer) error {
 	if !cfg.Cluster.Enabled() {
 		return notClustered(cfg)
 	}
+	if cfg.Cluster.Leaf {
+		return fmt.Errorf("node %s is a leaf node, which knows no route addresses: print the token on a full node", cfg.Cluster.Name)
+	}
 	secret, err := server.LoadOrCreateSecret(cfg.Dir)
 	if err != nil {
 		return err
 	}
-	tok, err := encodeJoinToken(joinToken{
+	t := joinToken{
 		Domain: cfg.Domain,
 		Secret: secret,
 		Peers:  append([]string{cfg.Cluster.Listen}, cfg.Cluster.Peers...),
-	})
+	}
+	if addr := leafAddr(cfg.Cluster); addr != "" {
+		t.Leaf = []string{addr}
+	}
+	tok, err := encodeJoinToken(t)
 	if err != nil {
 		return err
 	}
@@ -136,24 +144,58 @@ func clusterStatus(cfg *config.Config, asJSON bool, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "Cluster of %s, seen from node %s at %s. Log leader: %s, log position %d.\n\n",
 		cfg.Domain, st.Self, st.Updated.Local().Format(time.TimeOnly), leader, st.LastPos)
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NODE\tSTATE\tUSERS\tAPPLIED\tLAG\tLAST SEEN")
+	fmt.Fprintln(w, "NODE\tSTATE\tUSERS\tAPPLIED\tLAG\tLAST SEEN\tCLIENTS AT")
 	for _, n := range st.Nodes {
 		state := "up"
 		if !n.Up {
 			state = "DOWN"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s ago\n", n.Name, state, n.Users, n.Applied, n.Lag,
-			st.Updated.Sub(n.LastSeen).Round(time.Second))
+		if n.Leaf {
+			state += " (leaf)"
+		}
+		users := fmt.Sprint(n.Users)
+		if n.MaxClients > 0 {
+			users += fmt.Sprintf(" of %d", n.MaxClients)
+		}
+		at := n.ClientAddress
+		if at == "" {
+			at = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s ago\t%s\n", n.Name, state, users, n.Applied, n.Lag,
+			st.Updated.Sub(n.LastSeen).Round(time.Second), at)
 	}
 	return w.Flush()
 }
 
 // joinToken is what a new node needs to join: the domain, the shared
-// secret and the nodes' route addresses.
+// secret and the nodes' route addresses; for a leaf node, the issuing
+// node's leaf address when it has one (tokens of older versions have none).
 type joinToken struct {
 	Domain string   `json:"d"`
 	Secret []byte   `json:"s"`
 	Peers  []string `json:"p"`
+	Leaf   []string `json:"l,omitempty"`
+}
+
+// leafAddr returns the address at which leaf nodes reach the full node
+// configured by cl: its leaf_listen, with the host of advertise or listen
+// when it listens on all addresses; "" when it takes no leaf nodes or the
+// address is not known.
+func leafAddr(cl config.Cluster) string {
+	host, port, err := net.SplitHostPort(cl.LeafListen)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return cl.LeafListen
+	}
+	for _, hp := range []string{cl.Advertise, cl.Listen} {
+		h, _, err := net.SplitHostPort(hp)
+		if ip := net.ParseIP(h); err == nil && h != "" && (ip == nil || !ip.IsUnspecified()) {
+			return net.JoinHostPort(h, port)
+		}
+	}
+	return ""
 }
 
 const joinTokenPrefix = "casp3r-join-"

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/term"
@@ -31,6 +32,8 @@ func cmdInit(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs.StringVar(&cl.peers, "cluster-peers", "", "the other nodes' host:port, comma-separated (first node of a new cluster)")
 	fs.StringVar(&cl.join, "join", "", "host:port of a node of the cluster to join (with --token)")
 	fs.StringVar(&cl.token, "token", "", "join token, printed by casp3r cluster token on a node of the cluster")
+	fs.BoolVar(&cl.leaf, "leaf", false, "join as a leaf node: serves clients, holds no vote and no copy of the logs (--join names a full node's leaf address)")
+	fs.StringVar(&cl.leafListen, "cluster-leaf-listen", "", "host:port where leaf nodes connect to this full node (default: none)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -126,6 +129,8 @@ Settings are in %s (every setting is listed there with its default).
 // clusterFlags are init's cluster options.
 type clusterFlags struct {
 	name, listen, peers, join, token string
+	leaf                             bool
+	leafListen                       string
 }
 
 // defaultClusterPort is the route port when --cluster-listen has none.
@@ -135,12 +140,16 @@ const defaultClusterPort = "7422"
 // is given) and the decoded join token, if any.
 func (f *clusterFlags) config(listenIP string) (config.Cluster, *joinToken, error) {
 	c := config.Default().Cluster
-	if f.name == "" && f.listen == "" && f.peers == "" && f.join == "" && f.token == "" {
+	if f.name == "" && f.listen == "" && f.peers == "" && f.join == "" && f.token == "" && !f.leaf && f.leafListen == "" {
 		return c, nil, nil
 	}
 	if (f.join == "") != (f.token == "") {
 		return c, nil, usagef("--join and --token go together (print the token with casp3r cluster token on a node of the cluster)")
 	}
+	if f.leaf {
+		return f.leafConfig(c)
+	}
+	c.LeafListen = f.leafListen
 	if f.join != "" && f.peers != "" {
 		return c, nil, usagef("--cluster-peers is for the first node; a joining node learns the peers from --token")
 	}
@@ -164,12 +173,47 @@ func (f *clusterFlags) config(listenIP string) (config.Cluster, *joinToken, erro
 		if err != nil {
 			return c, nil, err
 		}
+		if slices.Contains(t.Leaf, f.join) && !slices.Contains(t.Peers, f.join) {
+			return c, nil, usagef("--join %s is a leaf address: add --leaf to join as a leaf node, or --join a route address (%s)",
+				f.join, strings.Join(t.Peers, ", "))
+		}
 		tok = &t
 		c.Peers = clusterPeers(c.Listen, []string{f.join}, t.Peers)
 	} else {
 		c.Peers = clusterPeers(c.Listen, strings.Split(f.peers, ","))
 	}
 	return c, tok, nil
+}
+
+// leafConfig is config for a leaf node: its peers are the full nodes'
+// leaf addresses, --join's first, then the token's and --cluster-peers'.
+func (f *clusterFlags) leafConfig(c config.Cluster) (config.Cluster, *joinToken, error) {
+	switch {
+	case f.join == "":
+		return c, nil, usagef("--leaf needs --join HOST:PORT (a full node's leaf address, its [cluster] leaf_listen) and --token")
+	case f.listen != "":
+		return c, nil, usagef("a leaf node accepts no connections from other nodes: leave --cluster-listen out")
+	case f.leafListen != "":
+		return c, nil, usagef("--cluster-leaf-listen is for full nodes: leaf nodes do not accept leaf nodes")
+	}
+	t, err := decodeJoinToken(f.token)
+	if err != nil {
+		return c, nil, err
+	}
+	if slices.Contains(t.Peers, f.join) && !slices.Contains(t.Leaf, f.join) {
+		hint := "set [cluster] leaf_listen on a full node (casp3r init --cluster-leaf-listen)"
+		if len(t.Leaf) > 0 {
+			hint = "such as " + strings.Join(t.Leaf, ", ")
+		}
+		return c, nil, usagef("--join %s is a route address: a leaf node connects to a full node's leaf address (%s)", f.join, hint)
+	}
+	c.Name = f.name
+	if c.Name == "" {
+		c.Name = hostNodeName()
+	}
+	c.Leaf, c.Listen = true, ""
+	c.Peers = clusterPeers("", []string{f.join}, t.Leaf, strings.Split(f.peers, ","))
+	return c, &t, nil
 }
 
 // hostNodeName makes a node name from the host name.
@@ -214,12 +258,24 @@ func writeSecret(dir string, secret []byte, force bool) error {
 
 // printJoin tells how the other nodes join.
 func printJoin(cfg *config.Config, stdout io.Writer) error {
-	fmt.Fprintf(stdout, "\nThis node is %q of a cluster; it listens for the other nodes on %s.\n", cfg.Cluster.Name, cfg.Cluster.Listen)
+	cl := cfg.Cluster
+	if cl.Leaf {
+		fmt.Fprintf(stdout, "\nThis node is %q, a leaf node of a cluster: it serves clients, holds no vote and no copy of the logs,\n"+
+			"and connects to one of the full nodes at %s.\n", cl.Name, strings.Join(cl.Peers, ", "))
+		if !clusterSupport {
+			fmt.Fprintln(stdout, "Note: this casp3r was built without cluster support; serve needs a build made with -tags cluster.")
+		}
+		return nil
+	}
+	fmt.Fprintf(stdout, "\nThis node is %q of a cluster; it listens for the other nodes on %s.\n", cl.Name, cl.Listen)
 	if !clusterSupport {
 		fmt.Fprintln(stdout, "Note: this casp3r was built without cluster support; serve needs a build made with -tags cluster.")
 	}
 	fmt.Fprintf(stdout, "Start the nodes of a new cluster together: each waits for a majority of them.\n")
-	fmt.Fprintf(stdout, "Another node joins with:\n  casp3r init --data DIR --join %s --token TOKEN --cluster-name NAME --cluster-listen HOST:PORT\n", cfg.Cluster.Listen)
+	fmt.Fprintf(stdout, "Another node joins with:\n  casp3r init --data DIR --join %s --token TOKEN --cluster-name NAME --cluster-listen HOST:PORT\n", cl.Listen)
+	if addr := leafAddr(cl); addr != "" {
+		fmt.Fprintf(stdout, "A leaf node (serves clients, no vote) joins with:\n  casp3r init --data DIR --leaf --join %s --token TOKEN --cluster-name NAME\n", addr)
+	}
 	var buf strings.Builder
 	if err := clusterToken(cfg, &buf); err != nil {
 		return err

@@ -51,6 +51,11 @@ Cluster (several nodes serving one domain; needs a build with -tags cluster):
                                       first node of a new cluster (prints the join token)
   casp3r init --data DIR --listen IP --join HOST:PORT --token TOKEN --cluster-name NAME
                                       a node joining it
+  casp3r init ... --cluster-leaf-listen HOST:PORT
+                                      (full node) where leaf nodes connect
+  casp3r init --data DIR --listen IP --leaf --join HOST:PORT --token TOKEN --cluster-name NAME
+                                      a leaf node: serves clients, holds no vote
+                                      (--join names a full node's leaf address)
 
 Without --password, the password is read from the terminal (or one line of stdin).
 Limited accounts cannot reach other servers nor make invites. A domain rule also

@@ -71,7 +71,7 @@ func (s *Session) handleSASL(ctx context.Context, el *xmlstream.Element) error {
 	s.sendNow(success)
 	s.logger().Info("authenticated", "user", s.username)
 	s.t.restart()
-	return s.openStream()
+	return s.openStream(askNone)
 }
 
 // decodeSASL decodes the base64 text of auth and response; "=" is the empty

@@ -47,6 +47,9 @@ type Config struct {
 type Server struct {
 	cfg Config
 	log *slog.Logger
+	// redirector sends new clients to other nodes (SetRedirector); nil on
+	// a single node.
+	redirector Redirector
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

@@ -242,6 +242,11 @@ func (s *Session) finish(err error) {
 		s.q.Flush()
 		return
 	}
+	if soh, ok := err.(*seeOtherHostError); ok {
+		s.logger().Debug("client sent to another node", "to", soh.addr)
+		s.q.CloseAfter(s.t.encode(nil, soh.element()), s.t.closeBytes())
+		return
+	}
 	se, sendClose, unexpected := stream.Ending(err)
 	switch {
 	case unexpected:
@@ -265,7 +270,11 @@ func (s *Session) finish(err error) {
 // negotiate runs the stream from its header until a resource is bound
 // (nil) or the stream ends (the reason).
 func (s *Session) negotiate(ctx context.Context) error {
-	if err := s.openStream(); err != nil {
+	ask := askNone
+	if s.secure {
+		ask = askDirectTLS // the first stream of a direct TLS connection
+	}
+	if err := s.openStream(ask); err != nil {
 		return err
 	}
 	for !s.isBound() {
@@ -348,8 +357,9 @@ func (s *Session) waitToken(ctx context.Context) error {
 var errClosedByServer = errors.New("closed by the server")
 
 // openStream reads the client's stream header, answers with ours and the
-// features for the current state.
-func (s *Session) openStream() error {
+// features for the current state. ask is set for the connection's first
+// stream under TLS, the one a full node redirects (see Redirector).
+func (s *Session) openStream(ask redirectAsk) error {
 	h, err := s.t.readOpen()
 	// Our header goes out before any error, so that a stream error has a
 	// stream to travel in (RFC 6120 §4.9.1.2).
@@ -372,6 +382,11 @@ func (s *Session) openStream() error {
 	}
 	if h.Lang != "" && len(h.Lang) < 36 {
 		s.lang = h.Lang
+	}
+	if ask != askNone && s.srv.redirector != nil {
+		if err := s.redirect(ask == askDirectTLS); err != nil {
+			return err
+		}
 	}
 	s.sendNow(s.features())
 	return nil
@@ -454,7 +469,7 @@ func (s *Session) handleStartTLS() error {
 		return fmt.Errorf("starttls: %w", err)
 	}
 	s.secure = true
-	return s.openStream()
+	return s.openStream(askStartTLS)
 }
 
 func (s *Session) handlePreAuthRegister(ctx context.Context, iq *xmlstream.Element) error {

@@ -22,6 +22,18 @@
 // Streams and buckets are created once, when the cluster is formed
 // ([Node.EnsureStreams]), never per user.
 //
+// # Leaf nodes
+//
+// A leaf node ([Config.Leaf]) serves clients but holds no vote and no
+// replica: a weak box, or one behind NAT that can dial out but cannot be
+// dialled. Its embedded server runs no JetStream and no routes; it keeps one
+// NATS leaf node connection to a full node's leaf listener
+// ([Config.LeafListen]), failing over to the next full node when that one
+// goes, in the same NATS account as the full nodes. Core subjects cross the
+// connection like routes; JetStream requests go to the full nodes'
+// JetStream domain ([JetStreamDomain]), which the full node the leaf is
+// connected to maps back onto its own JetStream API.
+//
 // See docs/design/cluster.md for the reasons and the measured costs.
 package cluster
 
@@ -35,7 +47,9 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +68,14 @@ const (
 	// SessionBucket is the JetStream KV bucket holding session state.
 	SessionBucket = "sessions"
 
+	// JetStreamDomain is the JetStream domain of the full nodes. A leaf
+	// node, which has no JetStream of its own, sends its JetStream requests
+	// to $JS.<domain>.API.>, and the full node it is connected to maps them
+	// onto $JS.API.> (nats-server's hub and leaf domains).
+	JetStreamDomain = "casp3r"
+
 	routeUser = "casp3r"
+	leafUser  = "casp3r-leaf"
 )
 
 // Defaults applied by [Start] to zero fields of [Config].
@@ -69,7 +90,8 @@ type Config struct {
 	// Name identifies the node in the cluster; unique and stable across
 	// restarts (JetStream places replicas by it).
 	Name string
-	// Dir is the JetStream storage directory (DATA/cluster).
+	// Dir is the JetStream storage directory (DATA/cluster), made by Start
+	// if missing. A leaf node stores nothing there.
 	Dir string
 	// RouteListen is the host:port on which this node accepts cluster routes
 	// from the other nodes. Required when Peers is not empty.
@@ -81,10 +103,21 @@ type Config struct {
 	// Peers are the other nodes' route addresses (host:port). Empty means a
 	// node of its own with a local, unreplicated JetStream (for measurements
 	// and tests; a single-node server does not use this package at all).
+	// On a leaf node: the full nodes' leaf listeners (LeafListen), at least
+	// one; the leaf connects to one of them and fails over to the others.
 	Peers []string
-	// Secret authenticates routes: a node must know it to join. Required
-	// when Peers is not empty. Routes are not encrypted (see the design note).
+	// Secret authenticates routes and leaf node connections (each with a
+	// password of its own derived from it): a node must know it to join.
+	// Required when Peers is not empty. Neither is encrypted (see the
+	// design note).
 	Secret string
+	// Leaf makes this node a leaf node: no routes, no JetStream (no vote,
+	// no replica), one leaf node connection to a full node listed in Peers.
+	// RouteListen and LeafListen must be empty.
+	Leaf bool
+	// LeafListen is the host:port on which this full node accepts leaf
+	// nodes; empty: none.
+	LeafListen string
 	// Replicas is the replica count of the log stream and the session bucket:
 	// DefaultReplicas when zero, capped at the cluster size.
 	Replicas int
@@ -107,21 +140,39 @@ func (c *Config) normalize() error {
 	if c.Dir == "" {
 		errs = append(errs, errors.New("cluster.dir: empty"))
 	}
-	if c.clustered() {
+	switch {
+	case c.Leaf:
+		if len(c.Peers) == 0 {
+			errs = append(errs, errors.New("cluster.peers: empty (a leaf node needs a full node's leaf_listen address)"))
+		}
+		if c.RouteListen != "" {
+			errs = append(errs, fmt.Errorf("cluster.listen %q: a leaf node has no routes", c.RouteListen))
+		}
+		if c.LeafListen != "" {
+			errs = append(errs, fmt.Errorf("cluster.leaf_listen %q: only full nodes accept leaf nodes", c.LeafListen))
+		}
+	case c.clustered():
 		if _, _, err := splitHostPort(c.RouteListen); err != nil {
 			errs = append(errs, fmt.Errorf("cluster.listen %q: %w", c.RouteListen, err))
 		}
-		if c.Secret == "" {
-			errs = append(errs, errors.New("cluster.secret: empty (routes must be authenticated)"))
+	}
+	if c.LeafListen != "" {
+		if _, _, err := splitHostPort(c.LeafListen); err != nil {
+			errs = append(errs, fmt.Errorf("cluster.leaf_listen %q: %w", c.LeafListen, err))
 		}
-		for _, p := range c.Peers {
-			if _, _, err := splitHostPort(p); err != nil {
-				errs = append(errs, fmt.Errorf("cluster.peers %q: %w", p, err))
-			}
+	}
+	if (c.clustered() || c.LeafListen != "") && c.Secret == "" {
+		errs = append(errs, errors.New("cluster.secret: empty (routes and leaf nodes must be authenticated)"))
+	}
+	for _, p := range c.Peers {
+		if _, _, err := splitHostPort(p); err != nil {
+			errs = append(errs, fmt.Errorf("cluster.peers %q: %w", p, err))
 		}
 	}
 	size := len(c.Peers) + 1
 	switch {
+	case c.Leaf:
+		c.Replicas = 0 // a leaf creates no stream
 	case c.Replicas == 0:
 		c.Replicas = min(DefaultReplicas, size)
 	case c.Replicas < 0 || c.Replicas > size || c.Replicas > 5:
@@ -177,6 +228,10 @@ type Node struct {
 // routes on RouteListen and, because nats-server v2.15 starts routes only
 // after its client accept loop (with DontListen they never start), also on a
 // random 127.0.0.1 port where every client that is not in process is refused.
+//
+// A leaf node opens no port either: it returns once its leaf node
+// connection to a full node is up and the full nodes' JetStream answers
+// through it (the full nodes need not have made the streams yet).
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, fmt.Errorf("cluster config: %w", err)
@@ -184,6 +239,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	opts, err := serverOptions(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cluster config: %w", err)
+	}
+	// JetStream makes it on full nodes; a leaf keeps only what the caller
+	// puts there (the status file).
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster folder: %w", err)
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -210,14 +270,39 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("connect in process: %w", err)
 	}
 	n.nc = nc
-	js, err := jetstream.New(nc)
+	var js jetstream.JetStream
+	if cfg.Leaf {
+		js, err = jetstream.NewWithDomain(nc, JetStreamDomain)
+	} else {
+		js, err = jetstream.New(nc)
+	}
 	if err != nil {
 		nc.Close()
 		n.stopServer()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	n.js = js
+	if cfg.Leaf {
+		// The full nodes' JetStream answers once the full node at the other
+		// end has sent its interest (the domain's API) over the connection.
+		if err := n.retry(ctx, func(ctx context.Context) error {
+			_, err := js.AccountInfo(ctx)
+			return err
+		}); err != nil {
+			nc.Close()
+			n.stopServer()
+			return nil, fmt.Errorf("start nats: the full nodes' jetstream does not answer through the leaf connection: %w", err)
+		}
+	}
 	return n, nil
+}
+
+// apiPrefix returns the prefix of this node's JetStream API subjects.
+func (n *Node) apiPrefix() string {
+	if n.cfg.Leaf {
+		return "$JS." + JetStreamDomain + ".API."
+	}
+	return "$JS.API."
 }
 
 // serverOptions maps cfg onto nats-server options.
@@ -233,9 +318,31 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 		Port:                       server.RANDOM_PORT,
 		CustomClientAuthentication: inProcessOnly{},
 		NoSigs:                     true,
-		JetStream:                  true,
-		StoreDir:                   cfg.Dir,
-		SyncAlways:                 true,
+	}
+	if cfg.Leaf {
+		return leafOptions(cfg, opts), nil
+	}
+	opts.JetStream = true
+	opts.StoreDir = cfg.Dir
+	opts.SyncAlways = true
+	opts.JetStreamDomain = JetStreamDomain
+	if cfg.LeafListen != "" {
+		host, port, err := splitHostPort(cfg.LeafListen)
+		if err != nil {
+			return nil, err
+		}
+		opts.LeafNode = server.LeafNodeOpts{
+			Host:     host,
+			Port:     port,
+			Username: leafUser,
+			Password: leafPassword(cfg.Secret),
+			// Leaf nodes bind to the global account, the one
+			// everything of casp3r runs in (Account left empty).
+		}
+		// Leaf node connections have no ping interval of their own: a
+		// dead leaf (or hub) whose TCP connection does not close is
+		// noticed after PingInterval*MaxPingsOut, as on routes.
+		opts.PingInterval, opts.MaxPingsOut = leafPingInterval, leafMaxPingsOut
 	}
 	if !cfg.clustered() {
 		opts.DontListen = true
@@ -274,6 +381,47 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 	return opts, nil
 }
 
+// Leaf node connection timing.
+const (
+	leafPingInterval = 5 * time.Second
+	leafMaxPingsOut  = 3
+	// leafReconnect is how long a leaf node waits before it dials the
+	// next full node after losing its connection.
+	leafReconnect = time.Second
+)
+
+// leafOptions turns opts into a leaf node's: no JetStream, no routes, no
+// listener at all, one leaf node connection to a full node of cfg.Peers.
+func leafOptions(cfg *Config, opts *server.Options) *server.Options {
+	// No routes, so the DontListen bug (see Start) does not bite: leaf
+	// node connections are solicited before the client accept loop.
+	opts.DontListen = true
+	opts.PingInterval, opts.MaxPingsOut = leafPingInterval, leafMaxPingsOut
+	pass := leafPassword(cfg.Secret)
+	remote := &server.RemoteLeafOpts{}
+	for _, hp := range cfg.Peers {
+		remote.URLs = append(remote.URLs, &url.URL{
+			Scheme: "nats-leaf",
+			User:   url.UserPassword(leafUser, pass),
+			Host:   hp,
+		})
+	}
+	opts.LeafNode = server.LeafNodeOpts{
+		ReconnectInterval: leafReconnect,
+		Remotes:           []*server.RemoteLeafOpts{remote},
+	}
+	return opts
+}
+
+// leafPassword derives the password of leaf node connections from the
+// shared secret; it differs from the route password, so that what a leaf
+// node's link reveals does not let anyone join as a voting node.
+func leafPassword(secret string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("casp3r cluster leaf v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
 // routePassword derives the route password from the shared secret, so that
 // any byte of the secret is safe in a URL and the secret itself (which may
 // serve other purposes later) never travels. The derived password does travel
@@ -300,17 +448,27 @@ func (n *Node) waitReady(ctx context.Context) error {
 			ready = n.srv.ReadyForConnections(time.Millisecond)
 		}
 		if ready {
-			if !n.cfg.clustered() {
+			switch {
+			case n.cfg.Leaf:
+				if n.srv.NumLeafNodes() > 0 {
+					return nil
+				}
+			case !n.cfg.clustered():
 				return nil
-			}
-			if jsz, err := n.srv.Jsz(nil); err == nil && jsz.Meta != nil && jsz.Meta.Leader != "" {
-				return nil
+			default:
+				if jsz, err := n.srv.Jsz(nil); err == nil && jsz.Meta != nil && jsz.Meta.Leader != "" {
+					return nil
+				}
 			}
 		}
 		select {
 		case <-ctx.Done():
-			if !ready {
+			switch {
+			case !ready:
 				return fmt.Errorf("start nats: not ready: %w", ctx.Err())
+			case n.cfg.Leaf:
+				return fmt.Errorf("start nats: no leaf node connection to a full node (%s): %w",
+					strings.Join(n.cfg.Peers, ", "), ctx.Err())
 			}
 			return fmt.Errorf("start nats: no jetstream meta leader (is a quorum of %d nodes up?): %w",
 				len(n.cfg.Peers)/2+1, ctx.Err())
@@ -321,6 +479,36 @@ func (n *Node) waitReady(ctx context.Context) error {
 
 // Name returns the node's name.
 func (n *Node) Name() string { return n.cfg.Name }
+
+// Leaf reports whether the node is a leaf node.
+func (n *Node) Leaf() bool { return n.cfg.Leaf }
+
+// Hub returns the name of the full node a leaf node is connected to, ""
+// while it is not connected or when the node is not a leaf.
+func (n *Node) Hub() string {
+	if !n.cfg.Leaf {
+		return ""
+	}
+	lz, err := n.srv.Leafz(nil)
+	if err != nil || len(lz.Leafs) == 0 {
+		return ""
+	}
+	return lz.Leafs[0].Name
+}
+
+// LeafNodes returns the names of the leaf nodes connected to this full
+// node.
+func (n *Node) LeafNodes() []string {
+	lz, err := n.srv.Leafz(nil)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range lz.Leafs {
+		out = append(out, l.Name)
+	}
+	return out
+}
 
 // Shutdown closes the in-process connection and stops the server. Leaders
 // on this node hand over to the others as part of nats-server's shutdown.

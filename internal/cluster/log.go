@@ -41,8 +41,12 @@ type Entry struct {
 // EnsureStreams creates the log stream and the session bucket, or updates
 // them to this node's configuration. It is idempotent and safe to call on
 // every node at once; it retries until ctx ends while the cluster is still
-// forming (no quorum, peers not yet known).
+// forming (no quorum, peers not yet known). On a leaf node it creates and
+// changes nothing: it waits until the full nodes have made both.
 func (n *Node) EnsureStreams(ctx context.Context) error {
+	if n.cfg.Leaf {
+		return n.awaitStreams(ctx)
+	}
 	logCfg := jetstream.StreamConfig{
 		Name:        LogStream,
 		Description: "casp3r account logs, one subject per account",
@@ -88,6 +92,38 @@ func (n *Node) EnsureStreams(ctx context.Context) error {
 	n.kv.Store(&kv)
 	return nil
 }
+
+// awaitStreams waits until the log stream and the session bucket exist.
+func (n *Node) awaitStreams(ctx context.Context) error {
+	if err := n.retry(ctx, func(ctx context.Context) error {
+		_, err := n.js.Stream(ctx, LogStream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return errNotYet{err}
+		}
+		return err
+	}); err != nil {
+		return fmt.Errorf("stream %s (made by the full nodes): %w", LogStream, err)
+	}
+	var kv jetstream.KeyValue
+	if err := n.retry(ctx, func(ctx context.Context) error {
+		var err error
+		kv, err = n.js.KeyValue(ctx, SessionBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return errNotYet{err}
+		}
+		return err
+	}); err != nil {
+		return fmt.Errorf("bucket %s (made by the full nodes): %w", SessionBucket, err)
+	}
+	n.kv.Store(&kv)
+	return nil
+}
+
+// errNotYet marks an error that waiting may fix for retry.
+type errNotYet struct{ err error }
+
+func (e errNotYet) Error() string { return e.err.Error() }
+func (e errNotYet) Unwrap() error { return e.err }
 
 // Append appends data to the account's log and returns its stream sequence
 // once the stream's leader has stored it on a quorum of replicas (each with
@@ -153,7 +189,7 @@ func (n *Node) readSubject(ctx context.Context, subj string, after uint64, all b
 	for {
 		req := fmt.Appendf(nil, `{"seq":%d,"next_by_subj":%q,"batch":%d,"max_bytes":%d}`,
 			next, subj, readBatch, readMaxBytes)
-		if err := n.nc.PublishRequest("$JS.API.DIRECT.GET."+LogStream, inbox, req); err != nil {
+		if err := n.nc.PublishRequest(n.apiPrefix()+"DIRECT.GET."+LogStream, inbox, req); err != nil {
 			return nil, fmt.Errorf("read log: %w", err)
 		}
 		more, err := n.readBatch(ctx, sub, &out)
@@ -299,7 +335,8 @@ func (n *Node) retry(ctx context.Context, op func(ctx context.Context) error) er
 // transient reports whether err may go away by itself: no leader, no
 // quorum, peers not known yet, a request that timed out.
 func transient(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) ||
+	if errors.As(err, new(errNotYet)) ||
+		errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) ||

@@ -74,6 +74,9 @@ func (n *Node) LastPos(ctx context.Context) (uint64, error) {
 type LogInfo struct {
 	Leader  string // "" while the stream has no leader
 	LastPos uint64
+	// Replicas names the nodes holding a copy of the log, the leader
+	// first when there is one. Leaf nodes never do.
+	Replicas []string
 }
 
 // LogInfo asks the log stream's leader for its state, once.
@@ -87,8 +90,14 @@ func (n *Node) LogInfo(ctx context.Context) (LogInfo, error) {
 		return LogInfo{}, fmt.Errorf("log info: %w", err)
 	}
 	li := LogInfo{LastPos: info.State.LastSeq}
-	if info.Cluster != nil {
-		li.Leader = info.Cluster.Leader
+	if c := info.Cluster; c != nil {
+		li.Leader = c.Leader
+		if c.Leader != "" {
+			li.Replicas = append(li.Replicas, c.Leader)
+		}
+		for _, r := range c.Replicas {
+			li.Replicas = append(li.Replicas, r.Name)
+		}
 	}
 	return li, nil
 }

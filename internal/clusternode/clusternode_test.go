@@ -47,7 +47,15 @@ func freePort(t *testing.T, host string) string {
 // folder, on routes 127.0.0.1:port; they share the node secret.
 func startCluster(t *testing.T, count int) []*node {
 	t.Helper()
-	nodes, _ := startClusterLinks(t, count, false, 0)
+	nodes, _ := startClusterLinks(t, count, false, 0, nil)
+	return nodes
+}
+
+// startClusterWith is startCluster with edit applied to node i's config
+// before it starts.
+func startClusterWith(t *testing.T, count int, edit func(i int, cfg *config.Config)) []*node {
+	t.Helper()
+	nodes, _ := startClusterLinks(t, count, false, 0, edit)
 	return nodes
 }
 
@@ -55,8 +63,9 @@ func startCluster(t *testing.T, count int) []*node {
 const deadEnd = "127.0.0.1:9"
 
 // startClusterLinks is startCluster with, when proxied, every route from
-// node i to node j going through links[i][j], which adds delay one way.
-func startClusterLinks(t *testing.T, count int, proxied bool, delay time.Duration) ([]*node, [][]*linkProxy) {
+// node i to node j going through links[i][j], which adds delay one way, and
+// edit (if not nil) applied to each node's config.
+func startClusterLinks(t *testing.T, count int, proxied bool, delay time.Duration, edit func(i int, cfg *config.Config)) ([]*node, [][]*linkProxy) {
 	t.Helper()
 	secret := make([]byte, 32)
 	for i := range secret {
@@ -83,7 +92,8 @@ func startClusterLinks(t *testing.T, count int, proxied bool, delay time.Duratio
 		dir := t.TempDir()
 		cfg := config.Default()
 		cfg.Dir, cfg.Domain, cfg.Listen = dir, domain, "127.0.0.1"
-		cfg.S2S.Port, cfg.S2S.DirectTLSPort, cfg.HTTPS.Port, cfg.C2S.DirectTLSPort = 0, 0, 0, 0
+		cfg.S2S.Port, cfg.S2S.DirectTLSPort, cfg.HTTPS.Port = 0, 0, 0
+		cfg.C2S.DirectTLSPort = 1 // any port: the listen address is 127.0.0.1:0
 		cfg.Cluster.Name = fmt.Sprintf("n%d", i+1)
 		cfg.Cluster.Listen = routes[i]
 		if proxied {
@@ -100,6 +110,9 @@ func startClusterLinks(t *testing.T, count int, proxied bool, delay time.Duratio
 				cfg.Cluster.Peers = append(cfg.Cluster.Peers, r)
 			}
 		}
+		if edit != nil {
+			edit(i, &cfg)
+		}
 		if err := certs.GenerateSelfSigned(domain, cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key)); err != nil {
 			t.Fatal(err)
 		}
@@ -114,23 +127,23 @@ func startClusterLinks(t *testing.T, count int, proxied bool, delay time.Duratio
 	var wg sync.WaitGroup
 	errs := make([]error, count)
 	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = n.start()
-		}()
+		wg.Go(func() { errs[i] = n.start() })
 	}
 	wg.Wait()
+	// Stop the nodes at once: one by one, the last ones would wait without
+	// a quorum.
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			wg.Go(func() { n.stop(t) })
+		}
+		wg.Wait()
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("start node %d: %v", i+1, err)
 		}
 	}
-	t.Cleanup(func() {
-		for _, n := range nodes {
-			n.stop(t)
-		}
-	})
 	return nodes, links
 }
 

@@ -18,7 +18,7 @@ func TestSlowLinks(t *testing.T) {
 		t.Skip("starts three cluster nodes")
 	}
 	const delay = 100 * time.Millisecond
-	nodes, _ := startClusterLinks(t, 3, true, delay)
+	nodes, _ := startClusterLinks(t, 3, true, delay, nil)
 	addUser(t, nodes[0], "alice", "a")
 	addUser(t, nodes[0], "bob", "b")
 	waitFor(t, 20*time.Second, "bob's account on node 2", func() bool {

@@ -19,6 +19,14 @@ type heartbeat struct {
 	Name    string `json:"name"`
 	Users   int    `json:"users"`
 	Applied uint64 `json:"applied"`
+	// Load sharing (loadshare.go): where clients reach the node, and its
+	// [cluster] max_clients (0 = no limit).
+	Client     string `json:"client,omitempty"`     // STARTTLS host:port
+	ClientTLS  string `json:"client_tls,omitempty"` // direct TLS host:port
+	MaxClients int    `json:"max_clients,omitempty"`
+	// Leaf is set by a leaf node: it holds no vote and never speaks for
+	// the cluster about a dead node.
+	Leaf bool `json:"leaf,omitempty"`
 }
 
 type peer struct {
@@ -26,6 +34,9 @@ type peer struct {
 	seen     time.Time // local clock
 	seenWall time.Time
 	dead     bool
+	// sent counts the clients this node sent to the peer since its last
+	// heartbeat, which does not count them yet.
+	sent int
 }
 
 // monitor publishes this node's heartbeats, follows the others', and acts
@@ -34,11 +45,14 @@ type monitor struct {
 	n     *Node
 	mu    sync.Mutex
 	peers map[string]*peer
+	// client is where clients reach this node (see clientAddress).
+	client clientAddress
 }
 
 func (m *monitor) init(n *Node) {
 	m.n = n
 	m.peers = make(map[string]*peer)
+	m.client = newClientAddress(n.p.Config, n.log)
 }
 
 func (m *monitor) start() error {
@@ -69,7 +83,7 @@ func (m *monitor) seen(hb heartbeat) {
 	if p.dead {
 		m.n.log.Info("cluster node is back", "node", hb.Name)
 	}
-	p.hb, p.seen, p.seenWall, p.dead = hb, time.Now(), time.Now().UTC(), false
+	p.hb, p.seen, p.seenWall, p.dead, p.sent = hb, time.Now(), time.Now().UTC(), false, 0
 }
 
 func (m *monitor) loop() {
@@ -89,7 +103,10 @@ func (m *monitor) loop() {
 }
 
 func (m *monitor) self() heartbeat {
-	return heartbeat{Name: m.n.self, Users: m.n.p.Router.SessionCount(), Applied: m.n.applied.Load()}
+	hb := heartbeat{Name: m.n.self, Users: m.n.p.Router.SessionCount(), Applied: m.n.applied.Load(),
+		MaxClients: m.n.p.Config.MaxClients, Leaf: m.n.c.Leaf()}
+	hb.Client, hb.ClientTLS = m.client.addrs(m.n.p.ClientPorts)
+	return hb
 }
 
 func (m *monitor) beat() {
@@ -101,6 +118,11 @@ func (m *monitor) beat() {
 
 // check marks the nodes silent for DeadAfter as dead and handles them.
 func (m *monitor) check() {
+	if m.n.c.Leaf() && m.n.c.Hub() == "" {
+		// This leaf has lost its link: it is the one cut off, not the
+		// others. Their heartbeats come back with the link.
+		return
+	}
 	now := time.Now()
 	var died []string
 	m.mu.Lock()
@@ -136,12 +158,16 @@ func (m *monitor) nodeDied(name string) {
 }
 
 // first returns the first live node by name, this node included.
+// Leaf nodes are never first; "" when only leaves are left.
 func (m *monitor) first() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	first := m.n.self
+	first := ""
+	if !m.n.c.Leaf() {
+		first = m.n.self
+	}
 	for name, p := range m.peers {
-		if !p.dead && name < first {
+		if !p.dead && !p.hb.Leaf && (first == "" || name < first) {
 			first = name
 		}
 	}
@@ -157,10 +183,12 @@ func (m *monitor) writeStatus() {
 		st.LogLeader, st.LastPos = li.Leader, li.LastPos
 	}
 	self := m.self()
-	st.Nodes = append(st.Nodes, server.ClusterNodeStatus{Name: self.Name, Up: true, Users: self.Users, Applied: self.Applied, LastSeen: st.Updated})
+	st.Nodes = append(st.Nodes, server.ClusterNodeStatus{Name: self.Name, Up: true, Users: self.Users, Applied: self.Applied, LastSeen: st.Updated,
+		MaxClients: self.MaxClients, ClientAddress: self.Client, Leaf: self.Leaf})
 	m.mu.Lock()
 	for _, p := range m.peers {
-		st.Nodes = append(st.Nodes, server.ClusterNodeStatus{Name: p.hb.Name, Up: !p.dead, Users: p.hb.Users, Applied: p.hb.Applied, LastSeen: p.seenWall})
+		st.Nodes = append(st.Nodes, server.ClusterNodeStatus{Name: p.hb.Name, Up: !p.dead, Users: p.hb.Users, Applied: p.hb.Applied, LastSeen: p.seenWall,
+			MaxClients: p.hb.MaxClients, ClientAddress: p.hb.Client, Leaf: p.hb.Leaf})
 	}
 	m.mu.Unlock()
 	for i := range st.Nodes {

@@ -120,8 +120,9 @@ func start(ctx context.Context, p server.ClusterParts) (*Node, error) {
 	}
 	jctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
-	log.Info("joining cluster", "node", p.Config.Name, "listen", p.Config.Listen, "peers", p.Config.Peers)
-	c, err := cluster.Start(jctx, cluster.Config{
+	log.Info("joining cluster", "node", p.Config.Name, "leaf", p.Config.Leaf, "listen", p.Config.Listen,
+		"leaf_listen", p.Config.LeafListen, "peers", p.Config.Peers)
+	cc := cluster.Config{
 		Name:        p.Config.Name,
 		Dir:         p.Dir,
 		RouteListen: p.Config.Listen,
@@ -130,8 +131,15 @@ func start(ctx context.Context, p server.ClusterParts) (*Node, error) {
 		Secret:      derive(p.Secret, "casp3r cluster routes v1"),
 		Replicas:    min(p.Config.Replicas, len(p.Config.Peers)+1),
 		SessionTTL:  p.Config.SessionTTL.Duration,
+		LeafListen:  p.Config.LeafListen,
 		Logger:      log,
-	})
+	}
+	if p.Config.Leaf {
+		// A leaf has no routes and no stream of its own: its peers are
+		// the full nodes' leaf listeners.
+		cc.Leaf, cc.RouteListen, cc.Advertise, cc.Replicas = true, "", "", 0
+	}
+	c, err := cluster.Start(jctx, cc)
 	if err != nil {
 		return nil, fmt.Errorf("join cluster: %w", err)
 	}

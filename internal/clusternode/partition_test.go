@@ -38,7 +38,7 @@ func TestPartition(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three cluster nodes")
 	}
-	nodes, links := startClusterLinks(t, 3, true, 0)
+	nodes, links := startClusterLinks(t, 3, true, 0, nil)
 	ctx := context.Background()
 	if err := createAccount(ctx, nodes[0], "before"); err != nil {
 		t.Fatal(err)

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
+	"casp3r/internal/c2s"
 	"casp3r/internal/config"
 	"casp3r/internal/jid"
 	"casp3r/internal/mod/offline"
@@ -40,7 +42,11 @@ type ClusterParts struct {
 	// Redeliver delivers the offline messages another node stored for
 	// user to user's session on this node, if the message would go there.
 	Redeliver func(ctx context.Context, user string)
-	Logger    *slog.Logger
+	// ClientPorts returns the ports the client listeners are bound to
+	// (STARTTLS, direct TLS; 0 while not listening), which the other nodes
+	// send clients to when this node has room and they have not.
+	ClientPorts func() (starttls, directTLS int)
+	Logger      *slog.Logger
 }
 
 // ClusterStarter starts a cluster engine; it returns once this node has
@@ -87,14 +93,31 @@ func (s *Server) startCluster(ctx context.Context, o options, secret []byte, pre
 		Store:     s.db,
 		Presence:  presence,
 		Redeliver: off.Redeliver,
-		Logger:    s.log.With("part", "cluster"),
+		ClientPorts: func() (int, int) {
+			return addrPort(s.Addr(ListenerC2S)), addrPort(s.Addr(ListenerDirectTLS))
+		},
+		Logger: s.log.With("part", "cluster"),
 	})
 	if err != nil {
 		return err
 	}
 	s.cluster = c
+	// Load sharing: beyond [cluster] max_clients sessions, new clients go
+	// to the least-loaded node (see-other-host). Without a limit the c2s
+	// server asks nothing.
+	if r, ok := c.(c2s.Redirector); ok && s.cfg.Cluster.MaxClients > 0 {
+		s.c2s.SetRedirector(r)
+	}
 	off.Sync = c.Sync
 	return nil
+}
+
+// addrPort returns the port of a bound TCP address, 0 for none.
+func addrPort(a net.Addr) int {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.Port
+	}
+	return 0
 }
 
 // ClusterStatusFile is the name of the status file a running node keeps in its
@@ -119,6 +142,11 @@ type ClusterNodeStatus struct {
 	Applied  uint64    `json:"applied"` // its apply cursor in the shared log
 	Lag      uint64    `json:"lag"`     // LastPos - Applied
 	LastSeen time.Time `json:"last_seen"`
+	// Load sharing: the node's [cluster] max_clients (0 = no limit) and
+	// the address other nodes send clients to ("" = none yet).
+	MaxClients    int    `json:"max_clients,omitempty"`
+	ClientAddress string `json:"client_address,omitempty"`
+	Leaf          bool   `json:"leaf,omitempty"` // a leaf node: serves clients, holds no vote
 }
 
 // ReadClusterStatus reads the status file of the node whose cluster folder is dir.
