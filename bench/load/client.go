@@ -274,9 +274,9 @@ func (c *client) presence() error {
 	return fmt.Errorf("initial presence: no echo")
 }
 
-// login runs the whole negotiation for user on a new connection.
-func login(ctx context.Context, o *options, user string) (c *client, created bool, err error) {
-	c, err = dial(ctx, o.dialAddr, o.domain)
+// login runs the whole negotiation for user on a new connection to addr.
+func login(ctx context.Context, o *options, addr, user string) (c *client, created bool, err error) {
+	c, err = dial(ctx, addr, o.domain)
 	if err != nil {
 		return nil, false, err
 	}

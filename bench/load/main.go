@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,24 +29,25 @@ import (
 )
 
 type options struct {
-	addr, dialAddr string
-	domain         string
-	users          int
-	prefix         string
-	password       string
-	mech           string
-	concurrency    int
-	scenario       string
-	messages       int
-	rate           float64
-	hold           time.Duration
-	settle         time.Duration
-	pid            int
-	json           bool
-	timeout        time.Duration
-	register       bool
-	presence       bool
-	x25519         bool
+	addr        string
+	dialAddrs   []string // client i dials dialAddrs[i % len]
+	domain      string
+	users       int
+	prefix      string
+	password    string
+	mech        string
+	concurrency int
+	scenario    string
+	messages    int
+	rate        float64
+	hold        time.Duration
+	settle      time.Duration
+	pid         int
+	json        bool
+	timeout     time.Duration
+	register    bool
+	presence    bool
+	x25519      bool
 }
 
 func main() {
@@ -60,7 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.addr, "addr", "127.0.0.1:5222", "c2s address of the server (STARTTLS port); loopback only")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:5222", "c2s address of the server (STARTTLS port); loopback only; a comma-separated list spreads the clients over the nodes of a cluster in turn")
 	fs.StringVar(&o.domain, "domain", "localhost", "XMPP domain of the server")
 	fs.IntVar(&o.users, "users", 100, "number of clients, one per account prefix1..prefixN")
 	fs.StringVar(&o.prefix, "prefix", "load", "account name prefix")
@@ -94,9 +96,12 @@ Flags:
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	var err error
-	if o.dialAddr, err = loopbackAddr(o.addr); err != nil {
-		return nil, err
+	for _, a := range strings.Split(o.addr, ",") {
+		d, err := loopbackAddr(strings.TrimSpace(a))
+		if err != nil {
+			return nil, err
+		}
+		o.dialAddrs = append(o.dialAddrs, d)
 	}
 	switch {
 	case o.users < 1 || o.users > 100000:
@@ -298,7 +303,7 @@ func (l *load) loginAll(s *summary) {
 			defer wg.Done()
 			for i := range jobs {
 				t := time.Now()
-				c, created, err := login(l.ctx, l.o, l.user(i))
+				c, created, err := login(l.ctx, l.o, l.o.dialAddrs[i%len(l.o.dialAddrs)], l.user(i))
 				d := time.Since(t)
 				mu.Lock()
 				if err != nil {
