@@ -1,13 +1,8 @@
 package c2s
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
-	"math/big"
 	"net"
 	"regexp"
 	"strings"
@@ -17,6 +12,7 @@ import (
 
 	"casp3r/internal/jid"
 	"casp3r/internal/sasl"
+	"casp3r/internal/xmpptest"
 )
 
 // fakeRedirector answers every question with the same addr and redirect,
@@ -44,22 +40,7 @@ func (f *fakeRedirector) questions() []bool {
 
 // testTLSConfig is a throwaway self-signed certificate for example.test.
 func testTLSConfig(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		DNSNames:     []string{"example.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	return &tls.Config{Certificates: []tls.Certificate{xmpptest.SelfSigned(t, "example.test")}}
 }
 
 // serveTest runs a client server with redirector r (none when nil) on a

@@ -166,6 +166,7 @@ func wantLog(t testing.TB, n *Node, account string, want ...string) {
 
 func TestConfigErrors(t *testing.T) {
 	ok := Config{Name: "a", Dir: "/tmp/x", RouteListen: "127.0.0.1:6222", Peers: []string{"127.0.0.2:6222", "127.0.0.3:6222"}, Secret: "s"}
+	leaf := func(c *Config) { c.Leaf, c.RouteListen, c.Peers = true, "", []string{"127.0.0.2:7423"} }
 	tests := []struct {
 		name   string
 		edit   func(c *Config)
@@ -180,6 +181,13 @@ func TestConfigErrors(t *testing.T) {
 		{"bad peer", func(c *Config) { c.Peers = []string{"127.0.0.2:x"} }, "cluster.peers"},
 		{"replicas above size", func(c *Config) { c.Replicas = 4 }, "cluster.replicas"},
 		{"short ttl", func(c *Config) { c.SessionTTL = time.Millisecond }, "cluster.session_ttl"},
+		{"full node, bad leaf listen", func(c *Config) { c.LeafListen = "127.0.0.1" }, "cluster.leaf_listen"},
+		{"leaf", leaf, ""},
+		{"leaf without peers", func(c *Config) { leaf(c); c.Peers = nil }, "cluster.peers: empty"},
+		{"leaf with routes", func(c *Config) { leaf(c); c.RouteListen = "127.0.0.1:7422" }, "a leaf node has no routes"},
+		{"leaf taking leaves", func(c *Config) { leaf(c); c.LeafListen = "127.0.0.1:7423" }, "only full nodes accept leaf nodes"},
+		{"leaf without secret", func(c *Config) { leaf(c); c.Secret = "" }, "cluster.secret"},
+		{"leaf, bad peer", func(c *Config) { leaf(c); c.Peers = []string{"127.0.0.2"} }, "cluster.peers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -217,11 +218,40 @@ func digest(t *testing.T, n *node) string {
 
 func login(t *testing.T, n *node, user, password, resource string) *xmpptest.Client {
 	t.Helper()
-	c := xmpptest.Login(t, n.addr(), domain, user, password, resource)
+	return loginAt(t, n.addr(), user, password, resource)
+}
+
+// loginAt logs in at addr, gets the roster and sends initial presence.
+func loginAt(t *testing.T, addr, user, password, resource string) *xmpptest.Client {
+	t.Helper()
+	c := xmpptest.Login(t, addr, domain, user, password, resource)
 	c.SendRaw("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
 	c.Expect("roster", xmpptest.ByID("r0"))
 	c.SendRaw("<presence/>")
 	return c
+}
+
+// befriend makes a and b (online as aFull and bFull) subscribe to each
+// other, checking each step and each other's presence, then exchange one
+// chat message each way; where names the setting in failures.
+func befriend(t *testing.T, a *xmpptest.Client, aFull string, b *xmpptest.Client, bFull, where string) {
+	t.Helper()
+	aJID, _, _ := strings.Cut(aFull, "/")
+	bJID, _, _ := strings.Cut(bFull, "/")
+	a.SendRaw("<presence to='" + bJID + "' type='subscribe'/>")
+	b.Expect("subscription request "+where, xmpptest.IsPresence(aJID, "subscribe"))
+	b.SendRaw("<presence to='" + aJID + "' type='subscribed'/>")
+	a.Expect("subscribed "+where, xmpptest.IsPresence(bJID, "subscribed"))
+	a.Expect("available presence "+where, xmpptest.IsPresence(bFull, ""))
+	b.SendRaw("<presence to='" + aJID + "' type='subscribe'/>")
+	a.Expect("subscription request back "+where, xmpptest.IsPresence(bJID, "subscribe"))
+	a.SendRaw("<presence to='" + bJID + "' type='subscribed'/>")
+	b.Expect("available presence back "+where, xmpptest.IsPresence(aFull, ""))
+
+	a.SendRaw("<message to='" + bJID + "' type='chat'><body>hello " + where + "</body></message>")
+	b.Expect("message "+where, xmpptest.IsMessage("hello "+where))
+	b.SendRaw("<message to='" + aFull + "' type='chat'><body>hi back " + where + "</body></message>")
+	a.Expect("reply "+where, xmpptest.IsMessage("hi back "+where))
 }
 
 // TestThreeNodes runs what users of one server do, with each user on a
@@ -260,20 +290,7 @@ func TestThreeNodes(t *testing.T) {
 		return false
 	})
 
-	alice.SendRaw("<presence to='" + bobJID + "' type='subscribe'/>")
-	bob.Expect("subscription request across nodes", xmpptest.IsPresence(aliceJID, "subscribe"))
-	bob.SendRaw("<presence to='" + aliceJID + "' type='subscribed'/>")
-	alice.Expect("subscribed", xmpptest.IsPresence(bobJID, "subscribed"))
-	alice.Expect("bob online", xmpptest.IsPresence(bobJID+"/phone", ""))
-	bob.SendRaw("<presence to='" + aliceJID + "' type='subscribe'/>")
-	alice.Expect("subscription request", xmpptest.IsPresence(bobJID, "subscribe"))
-	alice.SendRaw("<presence to='" + bobJID + "' type='subscribed'/>")
-	bob.Expect("alice online", xmpptest.IsPresence(aliceJID+"/pc", ""))
-
-	alice.SendRaw("<message to='" + bobJID + "' type='chat'><body>hello from node 1</body></message>")
-	bob.Expect("message across nodes", xmpptest.IsMessage("hello from node 1"))
-	bob.SendRaw("<message to='" + aliceJID + "/pc' type='chat'><body>hi from node 2</body></message>")
-	alice.Expect("reply across nodes", xmpptest.IsMessage("hi from node 2"))
+	befriend(t, alice, aliceJID+"/pc", bob, bobJID+"/phone", "across nodes")
 
 	// Node 2 goes away; what alice sends meanwhile waits for bob.
 	n2.stop(t)

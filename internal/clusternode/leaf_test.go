@@ -217,20 +217,7 @@ func TestLeafNode(t *testing.T) {
 	waitFor(t, 10*time.Second, "bob's session known on the leaf", knows(leaf, bobJID, bobNode.name))
 	waitFor(t, 10*time.Second, "alice's session known on bob's node", knows(bobNode, aliceJID, "leaf"))
 
-	alice.SendRaw("<presence to='" + bobJID + "' type='subscribe'/>")
-	bob.Expect("subscription request from the leaf", xmpptest.IsPresence(aliceJID, "subscribe"))
-	bob.SendRaw("<presence to='" + aliceJID + "' type='subscribed'/>")
-	alice.Expect("subscribed", xmpptest.IsPresence(bobJID, "subscribed"))
-	alice.Expect("bob online", xmpptest.IsPresence(bobJID+"/phone", ""))
-	bob.SendRaw("<presence to='" + aliceJID + "' type='subscribe'/>")
-	alice.Expect("subscription request on the leaf", xmpptest.IsPresence(bobJID, "subscribe"))
-	alice.SendRaw("<presence to='" + bobJID + "' type='subscribed'/>")
-	bob.Expect("alice online", xmpptest.IsPresence(aliceJID+"/pc", ""))
-
-	alice.SendRaw("<message to='" + bobJID + "' type='chat'><body>hello from the leaf</body></message>")
-	bob.Expect("message from the leaf", xmpptest.IsMessage("hello from the leaf"))
-	bob.SendRaw("<message to='" + aliceJID + "/pc' type='chat'><body>hi to the leaf</body></message>")
-	alice.Expect("message to the leaf", xmpptest.IsMessage("hi to the leaf"))
+	befriend(t, alice, aliceJID+"/pc", bob, bobJID+"/phone", "between the leaf and a full node")
 
 	// Alice's account, made through the leaf, logs in on a full node;
 	// bob's, made on a full node, logs in on the leaf.

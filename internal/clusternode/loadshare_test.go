@@ -104,16 +104,6 @@ func firstAnswer(t *testing.T, addr string, directTLS bool) (cond, other string)
 	return "", ""
 }
 
-// loginAt logs in at addr and sends initial presence, as login does.
-func loginAt(t *testing.T, addr, user, password, resource string) *xmpptest.Client {
-	t.Helper()
-	c := xmpptest.Login(t, addr, domain, user, password, resource)
-	c.SendRaw("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
-	c.Expect("roster", xmpptest.ByID("r0"))
-	c.SendRaw("<presence/>")
-	return c
-}
-
 // TestLoadSharing: a node that has max_clients sessions sends a new client
 // to the least-loaded node with room (see-other-host, STARTTLS or direct
 // TLS address by the client's transport); the client logs in there and
