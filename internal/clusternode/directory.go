@@ -25,6 +25,9 @@ type sessionValue struct {
 	Priority   int    `json:"priority,omitempty"`
 	Presence   string `json:"presence,omitempty"` // the last available presence, XML
 	Interested bool   `json:"interested,omitempty"`
+	// Directed lists the JIDs the resource sent directed available
+	// presence to: they hear of its end if its node dies.
+	Directed []string `json:"directed,omitempty"`
 	// Seq orders the states of one key: it grows with every change the
 	// owner makes, across restarts, so a state that arrives late (the
 	// bucket's copy after the announcement, or the reverse) is ignored.
@@ -67,6 +70,7 @@ type directory struct {
 
 	remoteMu sync.Mutex
 	remote   map[string]router.Resource // key → remote resource, as put in the router
+	directed map[string][]jid.JID       // key → its directed presence recipients
 	seen     map[string]seenMark        // key → newest state applied
 }
 
@@ -89,6 +93,7 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 	d.pending = make(map[string]*sessionValue)
 	d.wake = make(chan struct{}, 1)
 	d.remote = make(map[string]router.Resource)
+	d.directed = make(map[string][]jid.JID)
 	d.local = make(map[string]sessionValue)
 	d.seen = make(map[string]seenMark)
 
@@ -154,7 +159,8 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 			continue
 		}
 		if v.Available {
-			n.p.Presence.Ended(ctx, router.Resource{Session: nopSession{full}, JID: full, Available: true, Priority: v.Priority}, nil)
+			n.p.Presence.Ended(ctx, router.Resource{Session: nopSession{full}, JID: full, Available: true, Priority: v.Priority},
+				parseJIDs(v.Directed))
 		}
 		d.announce(sessionKey(n.self, full), &sessionValue{JID: v.JID, Node: n.self, Gone: true})
 	}
@@ -163,7 +169,7 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 
 // ResourceChanged queues the new state of a local resource for the bucket
 // (router.Observer).
-func (d *directory) ResourceChanged(res router.Resource, gone bool) {
+func (d *directory) ResourceChanged(res router.Resource, directed []jid.JID, gone bool) {
 	key := sessionKey(d.n.self, res.JID)
 	if gone {
 		d.announce(key, &sessionValue{JID: res.JID.String(), Node: d.n.self, Gone: true})
@@ -175,6 +181,9 @@ func (d *directory) ResourceChanged(res router.Resource, gone bool) {
 		Available:  res.Available,
 		Priority:   res.Priority,
 		Interested: res.Interested,
+	}
+	for _, j := range directed {
+		v.Directed = append(v.Directed, j.String())
 	}
 	if res.Presence != nil {
 		v.Presence = string(xmlstream.AppendXML(nil, res.Presence, ""))
@@ -411,31 +420,52 @@ func (d *directory) remoteChanged(e cluster.SessionEvent) {
 		}
 	}
 	d.remote[e.Key] = res
+	d.directed[e.Key] = parseJIDs(v.Directed)
 	d.n.p.Router.PutRemote(res)
 }
 
 func (d *directory) removeLocked(key string) {
 	if old, ok := d.remote[key]; ok {
 		delete(d.remote, key)
+		delete(d.directed, key)
 		d.n.p.Router.RemoveRemote(old.JID, old.Node)
 	}
 }
 
+// deadResource is a resource of a dead node and the JIDs it had sent
+// directed presence to.
+type deadResource struct {
+	res      router.Resource
+	directed []jid.JID
+}
+
 // dropNode forgets every resource of a dead node and returns them.
-func (d *directory) dropNode(node string) []router.Resource {
+func (d *directory) dropNode(node string) []deadResource {
 	d.remoteMu.Lock()
 	defer d.remoteMu.Unlock()
-	var out []router.Resource
+	var out []deadResource
 	for key, res := range d.remote {
 		if res.Node != node {
 			continue
 		}
+		out = append(out, deadResource{res, d.directed[key]})
 		delete(d.remote, key)
+		delete(d.directed, key)
 		d.n.p.Router.RemoveRemote(res.JID, res.Node)
 		if m, ok := d.seen[key]; ok {
 			d.seen[key] = seenMark{seq: m.seq, gone: true, at: time.Now()}
 		}
-		out = append(out, res)
+	}
+	return out
+}
+
+// parseJIDs parses the JIDs of a session entry, skipping bad ones.
+func parseJIDs(ss []string) []jid.JID {
+	var out []jid.JID
+	for _, s := range ss {
+		if j, err := jid.Parse(s); err == nil {
+			out = append(out, j)
+		}
 	}
 	return out
 }

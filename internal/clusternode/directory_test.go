@@ -3,6 +3,7 @@ package clusternode
 import (
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"casp3r/internal/cluster"
@@ -50,9 +51,10 @@ func TestRemoteChangedOrder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := routertest.NewRouter(router.Config{Domain: jid.MustParse("cluster.test")})
 			d := &directory{
-				n:      &Node{p: server.ClusterParts{Router: r}, log: slog.New(slog.DiscardHandler)},
-				remote: make(map[string]router.Resource),
-				seen:   make(map[string]seenMark),
+				n:        &Node{p: server.ClusterParts{Router: r}, log: slog.New(slog.DiscardHandler)},
+				remote:   make(map[string]router.Resource),
+				directed: make(map[string][]jid.JID),
+				seen:     make(map[string]seenMark),
 			}
 			for _, e := range tt.events {
 				d.remoteChanged(e)
@@ -69,5 +71,44 @@ func TestRemoteChangedOrder(t *testing.T) {
 				t.Errorf("priority in the router = %d, want %d (%d = absent)", got, tt.want, absent)
 			}
 		})
+	}
+}
+
+// TestDropNodeDirected: the resources of a dead node leave the router and
+// come back with the JIDs they had sent directed presence to, which must
+// hear of their end.
+func TestDropNodeDirected(t *testing.T) {
+	r := routertest.NewRouter(router.Config{Domain: jid.MustParse("cluster.test")})
+	d := &directory{
+		n:        &Node{p: server.ClusterParts{Router: r}, log: slog.New(slog.DiscardHandler)},
+		remote:   make(map[string]router.Resource),
+		directed: make(map[string][]jid.JID),
+		seen:     make(map[string]seenMark),
+	}
+	put := func(node, full string, directed ...string) {
+		b, err := json.Marshal(sessionValue{JID: full, Node: node, Available: true, Seq: 1, Directed: directed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.remoteChanged(cluster.SessionEvent{Key: sessionKey(node, jid.MustParse(full)), Value: b})
+	}
+	put("b", "bob@cluster.test/phone", "carol@cluster.test/desk", "room@muc.example.org/bob")
+	put("c", "dan@cluster.test/pc")
+	gone := d.dropNode("b")
+	if len(gone) != 1 || gone[0].res.JID.String() != "bob@cluster.test/phone" {
+		t.Fatalf("dropNode(b) = %+v, want bob's phone", gone)
+	}
+	var got []string
+	for _, j := range gone[0].directed {
+		got = append(got, j.String())
+	}
+	if want := []string{"carol@cluster.test/desk", "room@muc.example.org/bob"}; !slices.Equal(got, want) {
+		t.Errorf("directed presence of bob's phone = %q, want %q", got, want)
+	}
+	if _, ok := r.Lookup(jid.MustParse("bob@cluster.test/phone")); ok {
+		t.Errorf("bob's phone is still in the router")
+	}
+	if _, ok := r.Lookup(jid.MustParse("dan@cluster.test/pc")); !ok {
+		t.Errorf("dan's pc on node c left the router with node b")
 	}
 }

@@ -148,10 +148,11 @@ func (m *monitor) nodeDied(name string) {
 	if first != m.n.self {
 		return
 	}
-	for _, res := range gone {
+	for _, g := range gone {
+		res := g.res
 		if res.Available {
 			res.Session = nopSession{res.JID}
-			m.n.p.Presence.Ended(m.n.ctx, res, nil)
+			m.n.p.Presence.Ended(m.n.ctx, res, g.directed)
 		}
 		m.n.dir.removeDead(sessionKey(name, res.JID))
 	}

@@ -36,7 +36,7 @@ type observed struct {
 	events []string
 }
 
-func (o *observed) ResourceChanged(res router.Resource, gone bool) {
+func (o *observed) ResourceChanged(res router.Resource, directed []jid.JID, gone bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	ev := res.JID.String()
@@ -47,6 +47,9 @@ func (o *observed) ResourceChanged(res router.Resource, gone bool) {
 		ev += " available"
 	default:
 		ev += " bound"
+	}
+	for _, j := range directed {
+		ev += " +" + j.String()
 	}
 	o.events = append(o.events, ev)
 }
@@ -154,8 +157,16 @@ func TestRemoteResourceLifecycle(t *testing.T) {
 	if _, ok := r.RemoveRemote(other, "b"); !ok {
 		t.Errorf("RemoveRemote(b) found nothing")
 	}
+	// Directed presence reaches the observer; the same once, and its end.
+	carol := jid.MustParse("carol@y.test/desk")
+	r.SetDirected(full, carol, true)
+	r.SetDirected(full, carol, true)
+	r.SetInterested(full)
+	r.SetInterested(full)
+	r.SetDirected(full, carol, false)
 	r.EndSession(context.Background(), local)
-	want := []string{"bob@x.test/pc bound", "bob@x.test/pc available", "bob@x.test/pc gone"}
+	want := []string{"bob@x.test/pc bound", "bob@x.test/pc available", "bob@x.test/pc available +carol@y.test/desk",
+		"bob@x.test/pc available +carol@y.test/desk", "bob@x.test/pc available", "bob@x.test/pc gone"}
 	if !equal(obs.events, want) {
 		t.Errorf("observer events %q, want %q", obs.events, want)
 	}

@@ -49,11 +49,13 @@ type Forwarder interface {
 }
 
 // Observer is told of every change to a local resource (bound, presence,
-// roster interest, unbound), in order, so that a cluster can share the
-// session table with its other nodes. It must not block or call back into
+// roster interest, directed presence, unbound), in order, so that a
+// cluster can share the session table with its other nodes. directed lists
+// the JIDs the resource has sent directed available presence to (nil when
+// gone), which must hear of its end. It must not block or call back into
 // the router.
 type Observer interface {
-	ResourceChanged(res Resource, gone bool)
+	ResourceChanged(res Resource, directed []jid.JID, gone bool)
 }
 
 type account struct {
@@ -101,14 +103,14 @@ func (r *Router) Bind(s Session, bare jid.JID, resource string) (jid.JID, error)
 	if old != nil && old.Node == "" {
 		old.Session.Close(stanza.StreamErr("conflict", "replaced by a new connection"))
 	}
-	r.changed(e.Resource, false)
+	r.changed(e.Resource, nil, false)
 	return full, nil
 }
 
 // changed tells the observer about a change to a local resource.
-func (r *Router) changed(res Resource, gone bool) {
+func (r *Router) changed(res Resource, directed []jid.JID, gone bool) {
 	if r.observer != nil && res.Node == "" {
-		r.observer.ResourceChanged(res, gone)
+		r.observer.ResourceChanged(res, directed, gone)
 	}
 }
 
@@ -133,7 +135,7 @@ func (r *Router) Unbind(s Session) (Resource, []jid.JID, bool) {
 		delete(t.accounts, full.Bare().String())
 	}
 	t.count--
-	r.changed(e.Resource, true)
+	r.changed(e.Resource, nil, true)
 	return e.Resource, directedList(e.directed), true
 }
 
@@ -243,8 +245,8 @@ func (r *Router) SessionCount() int {
 }
 
 // update runs fn on the entry of the local resource full under the table
-// lock, and tells the observer when notify is set.
-func (r *Router) update(full jid.JID, notify bool, fn func(e *resEntry)) bool {
+// lock, and tells the observer when fn reports a change.
+func (r *Router) update(full jid.JID, fn func(e *resEntry) (changed bool)) bool {
 	t := &r.sessions
 	t.mu.Lock()
 	acct := t.accounts[full.Bare().String()]
@@ -257,11 +259,15 @@ func (r *Router) update(full jid.JID, notify bool, fn func(e *resEntry)) bool {
 		t.mu.Unlock()
 		return false
 	}
-	fn(e)
+	notify := fn(e)
 	res := e.Resource
+	var directed []jid.JID
+	if notify {
+		directed = directedList(e.directed)
+	}
 	t.mu.Unlock()
 	if notify {
-		r.changed(res, false)
+		r.changed(res, directed, false)
 	}
 	return true
 }
@@ -270,7 +276,7 @@ func (r *Router) update(full jid.JID, notify bool, fn func(e *resEntry)) bool {
 // priority and the stanza, or unavailable (p == nil). It reports whether the
 // resource was available before.
 func (r *Router) SetPresence(full jid.JID, p *xmlstream.Element, priority int) (wasAvailable bool) {
-	r.update(full, true, func(e *resEntry) {
+	r.update(full, func(e *resEntry) bool {
 		wasAvailable = e.Available
 		e.Available = p != nil
 		e.Priority = priority
@@ -278,19 +284,25 @@ func (r *Router) SetPresence(full jid.JID, p *xmlstream.Element, priority int) (
 		if p == nil {
 			e.directed = nil
 		}
+		return true
 	})
 	return wasAvailable
 }
 
 // SetInterested marks full as having requested its roster.
 func (r *Router) SetInterested(full jid.JID) {
-	r.update(full, true, func(e *resEntry) { e.Interested = true })
+	r.update(full, func(e *resEntry) bool {
+		changed := !e.Interested
+		e.Interested = true
+		return changed
+	})
 }
 
 // SetDirected records (available) or forgets (!available) directed presence
 // sent by full to to.
 func (r *Router) SetDirected(full, to jid.JID, available bool) {
-	r.update(full, false, func(e *resEntry) {
+	r.update(full, func(e *resEntry) bool {
+		_, had := e.directed[to]
 		if available {
 			if e.directed == nil {
 				e.directed = make(map[jid.JID]struct{})
@@ -299,6 +311,7 @@ func (r *Router) SetDirected(full, to jid.JID, available bool) {
 		} else {
 			delete(e.directed, to)
 		}
+		return had != available
 	})
 }
 

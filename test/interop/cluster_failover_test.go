@@ -394,7 +394,16 @@ func TestClusterKillRecipientNode(t *testing.T) {
 
 	a, b := c.login(0, "alice"), c.login(1, "bob")
 	c.befriend(a, b, alice, bob)
+	// Carol (node c) is no contact of bob's; he sends her his presence
+	// directly, so she must hear of his end too.
+	carolC := c.login(2, "carol")
+	carolOnC := collect(carolC)
+	t0 := time.Now()
+	if err := b.write("<presence to='" + carolC.jid + "'/>"); err != nil {
+		t.Fatal(err)
+	}
 	bobOnB := collect(b)
+	waitArrival(t, carolOnC, "carol on node c", "bob's directed presence", t0, stanzaWait, isPresence(bob, ""))
 	s := startStream(a, bob, "to-dying-node")
 	if !pollUntil(20*time.Second, func() bool { return len(bobOnB.bodies(alice)) >= 20 }) {
 		t.Fatalf("bob on node b got %d of alice's messages from node a in 20 s, want 20 before the kill: %v",
@@ -413,6 +422,13 @@ func TestClusterKillRecipientNode(t *testing.T) {
 	} else {
 		t.Errorf("alice did not see bob's unavailable presence within %v of the death of node b, bob's node; she read: %v",
 			failoverMax, s.inbox)
+	}
+	if pollUntil(failoverMax, func() (ok bool) { _, ok = carolOnC.first(killAt, isPresence(bob, "unavailable")); return ok }) {
+		at, _ := carolOnC.first(killAt, isPresence(bob, "unavailable"))
+		t.Logf("carol (bob's directed presence, no contact) saw him go unavailable %v after the kill", at.Sub(killAt).Round(time.Millisecond))
+	} else {
+		t.Errorf("carol, to whom bob had sent directed presence, did not see him go unavailable within %v of the death of node b; she read: %v",
+			failoverMax, carolOnC)
 	}
 	s.waitAcked(t, 25, killAt, 20*time.Second, "after node b died")
 
@@ -446,7 +462,7 @@ func TestClusterKillRecipientNode(t *testing.T) {
 	// Node b down: the other two serve existing users.
 	waitArrival(t, s.inbox, "alice on node a", "bob's available presence from node c", presAt, stanzaWait, isPresence(bob, ""))
 	waitArrival(t, bobOnC, "bob on node c", "alice's available presence", time.Time{}, stanzaWait, isPresence(alice, ""))
-	t0 := time.Now()
+	t0 = time.Now()
 	if err := a.message(bob, "node b is down, bob"); err != nil {
 		t.Fatal(err)
 	}
