@@ -132,8 +132,10 @@ func TestLeaf(t *testing.T) {
 		defer cancel()
 		got := make(chan string, 16)
 		go func() {
-			_ = leaf.Follow(fctx, 0, func(_ uint64, data []byte) error {
-				got <- string(data)
+			_ = leaf.Follow(fctx, 0, func(batch []Entry) error {
+				for _, e := range batch {
+					got <- string(e.Data)
+				}
 				return nil
 			})
 		}()

@@ -103,12 +103,13 @@ func (n *Node) LogInfo(ctx context.Context) (LogInfo, error) {
 }
 
 // Follow calls fn with every entry of the log stream whose position is above
-// after, in order, until ctx ends (it then returns nil) or fn returns an
+// after, in order and in batches (as read, so that the caller can apply a
+// batch at once), until ctx ends (it then returns nil) or fn returns an
 // error (returned). It reads with batched direct gets, which this node's own
 // replica answers when it holds one, so applying goes on while the stream
 // elects a new leader; new entries wake it at once (a plain subscription to
 // the log subjects), and it looks again every followPoll in any case.
-func (n *Node) Follow(ctx context.Context, after uint64, fn func(pos uint64, data []byte) error) error {
+func (n *Node) Follow(ctx context.Context, after uint64, fn func(batch []Entry) error) error {
 	wake := make(chan struct{}, 1)
 	sub, err := n.nc.Subscribe("log.>", func(*nats.Msg) {
 		select {
@@ -127,14 +128,15 @@ func (n *Node) Follow(ctx context.Context, after uint64, fn func(pos uint64, dat
 		if err != nil && ctx.Err() == nil {
 			n.log.Debug("read log", "after", after, "err", err)
 		}
-		for _, e := range es {
-			if e.Seq <= after {
-				continue
-			}
-			if err := fn(e.Seq, e.Data); err != nil {
+		i := 0
+		for i < len(es) && es[i].Seq <= after {
+			i++
+		}
+		if batch := es[i:]; len(batch) > 0 {
+			if err := fn(batch); err != nil {
 				return err
 			}
-			after = e.Seq
+			after = batch[len(batch)-1].Seq
 		}
 		if len(es) > 0 && err == nil {
 			continue // there may be more

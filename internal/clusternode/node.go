@@ -35,6 +35,7 @@ import (
 	"casp3r/internal/cluster"
 	"casp3r/internal/server"
 	"casp3r/internal/storage"
+	"casp3r/internal/storage/sqlite"
 )
 
 // Timing of heartbeats and of the decisions made from them.
@@ -217,28 +218,42 @@ func (n *Node) startApplier(ctx context.Context) error {
 	return nil
 }
 
-// apply applies one entry of the shared log to the local views.
-func (n *Node) apply(pos uint64, data []byte) error {
-	entry, err := n.open(data)
-	if err != nil {
-		n.log.Error("shared log entry cannot be read (is keys/server.secret the same on every node?)",
-			"pos", pos, "err", err)
-		entry = nil
-	}
-	got, err := n.p.Store.ApplyReplicated(n.ctx, pos, entry)
-	switch {
-	case err == nil:
-		if got.Offline > 0 {
-			n.offlineStored(got.Account)
+// apply applies a batch of entries of the shared log to the local views, in
+// as few commits as the storage writer allows.
+func (n *Node) apply(batch []cluster.Entry) error {
+	rs := make([]sqlite.Replicated, len(batch))
+	for i, e := range batch {
+		entry, err := n.open(e.Data)
+		if err != nil {
+			n.log.Error("shared log entry cannot be read (is keys/server.secret the same on every node?)",
+				"pos", e.Seq, "err", err)
+			entry = nil // applied as a corrupt entry: the cursor moves past it
 		}
-	case n.ctx.Err() != nil:
-		return n.ctx.Err()
-	case errors.Is(err, storage.ErrCorrupt):
-		n.log.Error("shared log entry rejected", "pos", pos, "err", err)
-	default:
-		return fmt.Errorf("apply log entry %d: %w", pos, err)
+		rs[i] = sqlite.Replicated{Pos: e.Seq, Data: entry}
 	}
-	n.setApplied(pos)
+	got, errs := n.p.Store.ApplyReplicatedBatch(n.ctx, rs)
+	var last uint64
+	defer func() {
+		if last > 0 {
+			n.setApplied(last)
+		}
+	}()
+	for i, err := range errs {
+		pos := rs[i].Pos
+		switch {
+		case err == nil:
+			if got[i].Offline > 0 {
+				n.offlineStored(got[i].Account)
+			}
+		case n.ctx.Err() != nil:
+			return n.ctx.Err()
+		case errors.Is(err, storage.ErrCorrupt):
+			n.log.Error("shared log entry rejected", "pos", pos, "err", err)
+		default:
+			return fmt.Errorf("apply log entry %d: %w", pos, err)
+		}
+		last = pos
+	}
 	return nil
 }
 

@@ -298,6 +298,42 @@ func (db *DB) submit(ctx context.Context, fn func(*wtx) error, apply bool) error
 	return err
 }
 
+// submitAll hands fns to the writer one after the other without waiting,
+// so that it commits them together as far as its batches allow, and
+// returns the outcome of each.
+func (db *DB) submitAll(ctx context.Context, fns []func(*wtx) error, apply bool) []error {
+	errs := make([]error, len(fns))
+	reqs := make([]*request, 0, len(fns))
+	db.mu.RLock()
+	for i, fn := range fns {
+		if err := ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if db.closed {
+			errs[i] = storage.ErrClosed
+			continue
+		}
+		r := db.reqPool.Get().(*request)
+		r.ctx, r.fn, r.apply = ctx, fn, apply
+		db.reqs <- r
+		reqs = append(reqs, r)
+	}
+	db.mu.RUnlock()
+	k := 0
+	for i := range errs {
+		if errs[i] != nil {
+			continue
+		}
+		r := reqs[k]
+		k++
+		errs[i] = <-r.done
+		r.ctx, r.fn = nil, nil
+		db.reqPool.Put(r)
+	}
+	return errs
+}
+
 // run is the writer goroutine: it applies batches of requests until reqs is
 // closed and drained.
 func (db *DB) run(t *wtx) {

@@ -158,40 +158,90 @@ func decodeEntry(b []byte) (entry, error) {
 // still moves past it, and the error wraps storage.ErrCorrupt. The result
 // tells what the entry added.
 func (db *DB) ApplyReplicated(ctx context.Context, pos uint64, data []byte) (Applied, error) {
-	var got Applied
-	if pos == 0 {
-		return got, errors.New("apply replicated entry: position 0")
+	got, errs := db.ApplyReplicatedBatch(ctx, []Replicated{{Pos: pos, Data: data}})
+	return got[0], errs[0]
+}
+
+// Replicated is an entry of the shared log at position Pos.
+type Replicated struct {
+	Pos  uint64
+	Data []byte
+}
+
+// ApplyReplicatedBatch applies entries, in position order, as ApplyReplicated
+// applies each, but hands them to the writer together, so that they commit
+// in as few transactions (and fsyncs) as the writer's batches allow. It
+// returns what each entry added and its error. After an entry that fails
+// for a reason other than storage.ErrCorrupt, the entries after it are not
+// applied (they get the same error), so that the cursor never moves past
+// an entry that was not applied.
+func (db *DB) ApplyReplicatedBatch(ctx context.Context, entries []Replicated) ([]Applied, []error) {
+	got := make([]Applied, len(entries))
+	errs := make([]error, len(entries))
+	fns := make([]func(*wtx) error, len(entries))
+	var stop error // the first failure other than ErrCorrupt; set on the writer
+	for i, re := range entries {
+		pos := re.Pos
+		e, derr := decodeEntry(re.Data)
+		fns[i] = func(t *wtx) error {
+			got[i] = Applied{}
+			if stop != nil {
+				return stop
+			}
+			err := func() error {
+				if pos == 0 {
+					return errors.New("position 0")
+				}
+				cur, err := t.cursor()
+				if err != nil {
+					return err
+				}
+				if pos <= cur {
+					return nil
+				}
+				if derr != nil {
+					return derr
+				}
+				if err := t.applyEntry(&e, pos, &got[i]); err != nil {
+					return err
+				}
+				return t.setCursor(pos)
+			}()
+			if err != nil && !errors.Is(err, storage.ErrCorrupt) {
+				stop = err
+			}
+			return err
+		}
 	}
-	e, derr := decodeEntry(data)
-	err := db.submit(ctx, func(t *wtx) error {
-		got = Applied{}
-		cur, err := t.cursor()
+	var corruptAt uint64 // the last corrupt entry before any other failure
+	for i, err := range db.submitAll(ctx, fns, true) {
 		if err != nil {
-			return err
-		}
-		if pos <= cur {
-			return nil
-		}
-		if derr != nil {
-			return derr
-		}
-		if err := t.applyEntry(&e, pos, &got); err != nil {
-			return err
-		}
-		return t.setCursor(pos)
-	}, true)
-	if errors.Is(err, storage.ErrCorrupt) {
-		got = Applied{}
-		// Nothing of the entry was applied (its savepoint was rolled
-		// back): move the cursor past it alone.
-		if cerr := db.submit(ctx, func(t *wtx) error { return t.setCursor(pos) }, true); cerr != nil {
-			return got, fmt.Errorf("apply replicated entry %d: %w (after %w)", pos, cerr, err)
+			got[i] = Applied{}
+			errs[i] = fmt.Errorf("apply replicated entry %d: %w", entries[i].Pos, err)
+			if errors.Is(err, storage.ErrCorrupt) {
+				corruptAt = entries[i].Pos
+			}
 		}
 	}
-	if err != nil {
-		return Applied{}, fmt.Errorf("apply replicated entry %d: %w", pos, err)
+	if corruptAt > 0 {
+		// Nothing of a corrupt entry was applied (its savepoint was rolled
+		// back): move the cursor past it, unless a later entry did.
+		cerr := db.submit(ctx, func(t *wtx) error {
+			cur, err := t.cursor()
+			if err != nil || cur >= corruptAt {
+				return err
+			}
+			return t.setCursor(corruptAt)
+		}, true)
+		if cerr != nil {
+			for i := range errs {
+				if errs[i] != nil && errors.Is(errs[i], storage.ErrCorrupt) {
+					errs[i] = fmt.Errorf("%w (then: %w)", errs[i], cerr)
+				}
+			}
+		}
 	}
-	return got, nil
+	return got, errs
 }
 
 // Applied is what one entry of the shared log added to the views.

@@ -68,3 +68,62 @@ func BenchmarkStoreOfflineReplicated(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplyReplicated applies the 500 entries another node wrote (one
+// offline message each, 16 accounts) to a fresh node, one at a time as an
+// applier waiting for each, or handed over in batches as Follow reads them:
+// the batches share commits (and fsyncs).
+func BenchmarkApplyReplicated(b *testing.B) {
+	ctx := context.Background()
+	src := newCluster(b, 1)
+	users := make([]string, 16)
+	for i := range users {
+		users[i] = fmt.Sprintf("user%d", i)
+	}
+	mustCreate(b, src.nodes[0].db, users...)
+	stanza := []byte(`<message from="romeo@example.net/orchard" to="juliet@example.com" type="chat"><body>Wherefore art thou?</body></message>`)
+	var wg sync.WaitGroup
+	for _, u := range users {
+		wg.Go(func() {
+			for range 500/len(users) + 1 {
+				if err := src.nodes[0].db.StoreOffline(ctx, u, stanza, 0); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	src.log.mu.Lock()
+	var entries []Replicated
+	for i, e := range src.log.entries {
+		entries = append(entries, Replicated{Pos: uint64(i + 1), Data: e.data})
+	}
+	src.log.mu.Unlock()
+	for _, size := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			var commits uint64
+			var elapsed time.Duration
+			for range b.N {
+				b.StopTimer()
+				db, _ := openTest(b)
+				before := db.Stats().Commits
+				b.StartTimer()
+				start := time.Now()
+				for i := 0; i < len(entries); i += size {
+					_, errs := db.ApplyReplicatedBatch(ctx, entries[i:min(i+size, len(entries))])
+					for _, err := range errs {
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				elapsed += time.Since(start)
+				commits += db.Stats().Commits - before
+			}
+			n := float64(b.N * len(entries))
+			b.ReportMetric(n/elapsed.Seconds(), "entries/s")
+			b.ReportMetric(n/float64(max(commits, 1)), "entries/commit")
+		})
+	}
+}

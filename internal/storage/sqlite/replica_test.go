@@ -692,3 +692,37 @@ func TestEntryEnvelope(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestApplyBatch applies entries together: good and corrupt ones keep
+// their own outcome and the cursor ends past the last one.
+func TestApplyBatch(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t)
+	mustCreate(t, db, "juliet")
+	good, err := encodeEntry(ptr(signedEntry(t, db, "juliet")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, errs := db.ApplyReplicatedBatch(ctx, []Replicated{
+		{Pos: 11, Data: []byte("{")},
+		{Pos: 12, Data: good},
+		{Pos: 13, Data: []byte("{")},
+	})
+	for i, wantCorrupt := range []bool{true, false, true} {
+		if errors.Is(errs[i], storage.ErrCorrupt) != wantCorrupt || (!wantCorrupt && errs[i] != nil) {
+			t.Errorf("entry %d: error %v, want corrupt = %v", i, errs[i], wantCorrupt)
+		}
+	}
+	if got[1].Account != "juliet" || got[0] != (Applied{}) || got[2] != (Applied{}) {
+		t.Errorf("applied %+v, want juliet's entry only", got)
+	}
+	if cur, err := db.ReplicaCursor(ctx); err != nil || cur != 13 {
+		t.Errorf("ReplicaCursor = %d, %v; want 13", cur, err)
+	}
+	if _, err := db.RosterItem(ctx, "juliet", "forged@example.net"); err != nil {
+		t.Errorf("the good entry's roster item: %v", err)
+	}
+	mustVerify(t, db, "juliet")
+}
+
+func ptr[T any](v T) *T { return &v }
