@@ -41,6 +41,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -319,8 +320,15 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 		CustomClientAuthentication: inProcessOnly{},
 		NoSigs:                     true,
 	}
+	var tc *tls.Config
+	if cfg.Leaf || cfg.clustered() || cfg.LeafListen != "" {
+		var err error
+		if tc, err = linkTLS(cfg.Secret, cfg.Name); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Leaf {
-		return leafOptions(cfg, opts), nil
+		return leafOptions(cfg, opts, tc), nil
 	}
 	opts.JetStream = true
 	opts.StoreDir = cfg.Dir
@@ -332,10 +340,12 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 			return nil, err
 		}
 		opts.LeafNode = server.LeafNodeOpts{
-			Host:     host,
-			Port:     port,
-			Username: leafUser,
-			Password: leafPassword(cfg.Secret),
+			Host:       host,
+			Port:       port,
+			Username:   leafUser,
+			Password:   leafPassword(cfg.Secret),
+			TLSConfig:  tc,
+			TLSTimeout: linkTLSTimeout,
 			// Leaf nodes bind to the global account, the one
 			// everything of casp3r runs in (Account left empty).
 		}
@@ -354,11 +364,13 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 	}
 	pass := routePassword(cfg.Secret)
 	opts.Cluster = server.ClusterOpts{
-		Name:     ClusterName,
-		Host:     host,
-		Port:     port,
-		Username: routeUser,
-		Password: pass,
+		Name:       ClusterName,
+		Host:       host,
+		Port:       port,
+		Username:   routeUser,
+		Password:   pass,
+		TLSConfig:  tc,
+		TLSTimeout: linkTLSTimeout,
 		// A dead peer whose TCP connection does not close (power cut,
 		// cable) is noticed after PingInterval*MaxPingsOut.
 		PingInterval: 5 * time.Second,
@@ -383,6 +395,9 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 
 // Leaf node connection timing.
 const (
+	// linkTLSTimeout bounds the TLS handshake of a route or leaf link, in
+	// seconds (nats-server's unit).
+	linkTLSTimeout   = 5.0
 	leafPingInterval = 5 * time.Second
 	leafMaxPingsOut  = 3
 	// leafReconnect is how long a leaf node waits before it dials the
@@ -392,13 +407,13 @@ const (
 
 // leafOptions turns opts into a leaf node's: no JetStream, no routes, no
 // listener at all, one leaf node connection to a full node of cfg.Peers.
-func leafOptions(cfg *Config, opts *server.Options) *server.Options {
+func leafOptions(cfg *Config, opts *server.Options, tc *tls.Config) *server.Options {
 	// No routes, so the DontListen bug (see Start) does not bite: leaf
 	// node connections are solicited before the client accept loop.
 	opts.DontListen = true
 	opts.PingInterval, opts.MaxPingsOut = leafPingInterval, leafMaxPingsOut
 	pass := leafPassword(cfg.Secret)
-	remote := &server.RemoteLeafOpts{}
+	remote := &server.RemoteLeafOpts{TLS: true, TLSConfig: tc, TLSTimeout: linkTLSTimeout}
 	for _, hp := range cfg.Peers {
 		remote.URLs = append(remote.URLs, &url.URL{
 			Scheme: "nats-leaf",
@@ -424,9 +439,8 @@ func leafPassword(secret string) string {
 
 // routePassword derives the route password from the shared secret, so that
 // any byte of the secret is safe in a URL and the secret itself (which may
-// serve other purposes later) never travels. The derived password does travel
-// in clear on routes without TLS and is enough to join: see route TLS in
-// docs/design/cluster.md.
+// serve other purposes later) never travels. It travels inside the route's
+// TLS (see linkTLS).
 func routePassword(secret string) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte("casp3r cluster route v1"))
