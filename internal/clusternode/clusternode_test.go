@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"casp3r/internal/certs"
+	"casp3r/internal/cluster"
 	"casp3r/internal/clusternode"
 	"casp3r/internal/config"
 	"casp3r/internal/jid"
@@ -29,6 +30,46 @@ type node struct {
 	cfg  *config.Config
 	srv  *server.Server
 	down bool
+
+	mu     sync.Mutex
+	engine server.Cluster // the running cluster engine, for tests that look inside
+}
+
+// nats returns the node's NATS side.
+func (n *node) nats() *cluster.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return clusternode.Engine(n.engine)
+}
+
+// testSecret is keys/server.secret of every test node.
+func testSecret() []byte {
+	secret := make([]byte, 32)
+	for i := range secret {
+		secret[i] = byte(i * 7)
+	}
+	return secret
+}
+
+// newNode prepares the data folder of a node of a test cluster: edit fills
+// in cfg.Cluster (and anything else) after the defaults for tests.
+func newNode(t *testing.T, edit func(cfg *config.Config)) *node {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Dir, cfg.Domain, cfg.Listen = t.TempDir(), domain, "127.0.0.1"
+	cfg.S2S.Port, cfg.S2S.DirectTLSPort, cfg.HTTPS.Port = 0, 0, 0
+	cfg.C2S.DirectTLSPort = 1 // any port: the listen address is 127.0.0.1:0
+	edit(&cfg)
+	if err := certs.GenerateSelfSigned(domain, cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(cfg.Path("keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.Path(server.SecretFile), testSecret(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &node{name: cfg.Cluster.Name, cfg: &cfg}
 }
 
 func (n *node) addr() string { return n.srv.Addr(server.ListenerC2S).String() }
@@ -68,10 +109,6 @@ const deadEnd = "127.0.0.1:9"
 // edit (if not nil) applied to each node's config.
 func startClusterLinks(t *testing.T, count int, proxied bool, delay time.Duration, edit func(i int, cfg *config.Config)) ([]*node, [][]*linkProxy) {
 	t.Helper()
-	secret := make([]byte, 32)
-	for i := range secret {
-		secret[i] = byte(i * 7)
-	}
 	routes := make([]string, count)
 	for i := range routes {
 		routes[i] = freePort(t, "127.0.0.1")
@@ -90,40 +127,27 @@ func startClusterLinks(t *testing.T, count int, proxied bool, delay time.Duratio
 	}
 	nodes := make([]*node, count)
 	for i := range nodes {
-		dir := t.TempDir()
-		cfg := config.Default()
-		cfg.Dir, cfg.Domain, cfg.Listen = dir, domain, "127.0.0.1"
-		cfg.S2S.Port, cfg.S2S.DirectTLSPort, cfg.HTTPS.Port = 0, 0, 0
-		cfg.C2S.DirectTLSPort = 1 // any port: the listen address is 127.0.0.1:0
-		cfg.Cluster.Name = fmt.Sprintf("n%d", i+1)
-		cfg.Cluster.Listen = routes[i]
-		if proxied {
-			// Gossip must not lead nodes around the links: the address
-			// nodes hear of for each other leads nowhere.
-			cfg.Cluster.Advertise = deadEnd
-		}
-		for j, r := range routes {
-			switch {
-			case j == i:
-			case proxied:
-				cfg.Cluster.Peers = append(cfg.Cluster.Peers, links[i][j].addr())
-			default:
-				cfg.Cluster.Peers = append(cfg.Cluster.Peers, r)
+		nodes[i] = newNode(t, func(cfg *config.Config) {
+			cfg.Cluster.Name = fmt.Sprintf("n%d", i+1)
+			cfg.Cluster.Listen = routes[i]
+			if proxied {
+				// Gossip must not lead nodes around the links: the
+				// address nodes hear of for each other leads nowhere.
+				cfg.Cluster.Advertise = deadEnd
 			}
-		}
-		if edit != nil {
-			edit(i, &cfg)
-		}
-		if err := certs.GenerateSelfSigned(domain, cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key)); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(cfg.Path("keys"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cfg.Path(server.SecretFile), secret, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = &node{name: cfg.Cluster.Name, cfg: &cfg}
+			for j, r := range routes {
+				switch {
+				case j == i:
+				case proxied:
+					cfg.Cluster.Peers = append(cfg.Cluster.Peers, links[i][j].addr())
+				default:
+					cfg.Cluster.Peers = append(cfg.Cluster.Peers, r)
+				}
+			}
+			if edit != nil {
+				edit(i, cfg)
+			}
+		})
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, count)
@@ -156,8 +180,17 @@ func (n *node) start() error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", n.name)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	keep := func(ctx context.Context, p server.ClusterParts) (server.Cluster, error) {
+		c, err := clusternode.Start(ctx, p)
+		if err == nil {
+			n.mu.Lock()
+			n.engine = c
+			n.mu.Unlock()
+		}
+		return c, err
+	}
 	srv, err := server.New(ctx, n.cfg, log, "test",
-		server.WithCluster(clusternode.Start),
+		server.WithCluster(keep),
 		server.WithListenAddr(func(int) string { return "127.0.0.1:0" }))
 	if err != nil {
 		return err

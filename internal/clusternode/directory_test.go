@@ -13,6 +13,18 @@ import (
 	"casp3r/internal/server"
 )
 
+// testDirectory returns a directory that mirrors other nodes' sessions
+// into r, as on a running node, without NATS.
+func testDirectory() (*directory, *router.Router) {
+	r := routertest.NewRouter(router.Config{Domain: jid.MustParse("cluster.test")})
+	return &directory{
+		n:        &Node{p: server.ClusterParts{Router: r}, log: slog.New(slog.DiscardHandler)},
+		remote:   make(map[string]router.Resource),
+		directed: make(map[string][]jid.JID),
+		seen:     make(map[string]seenMark),
+	}, r
+}
+
 // TestRemoteChangedOrder feeds a node the states of another node's session
 // as the announcement and the bucket can deliver them, in either order:
 // the newest state wins, and a resource that ended stays ended.
@@ -49,13 +61,7 @@ func TestRemoteChangedOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := routertest.NewRouter(router.Config{Domain: jid.MustParse("cluster.test")})
-			d := &directory{
-				n:        &Node{p: server.ClusterParts{Router: r}, log: slog.New(slog.DiscardHandler)},
-				remote:   make(map[string]router.Resource),
-				directed: make(map[string][]jid.JID),
-				seen:     make(map[string]seenMark),
-			}
+			d, r := testDirectory()
 			for _, e := range tt.events {
 				d.remoteChanged(e)
 			}
@@ -78,13 +84,7 @@ func TestRemoteChangedOrder(t *testing.T) {
 // come back with the JIDs they had sent directed presence to, which must
 // hear of their end.
 func TestDropNodeDirected(t *testing.T) {
-	r := routertest.NewRouter(router.Config{Domain: jid.MustParse("cluster.test")})
-	d := &directory{
-		n:        &Node{p: server.ClusterParts{Router: r}, log: slog.New(slog.DiscardHandler)},
-		remote:   make(map[string]router.Resource),
-		directed: make(map[string][]jid.JID),
-		seen:     make(map[string]seenMark),
-	}
+	d, r := testDirectory()
 	put := func(node, full string, directed ...string) {
 		b, err := json.Marshal(sessionValue{JID: full, Node: node, Available: true, Seq: 1, Directed: directed})
 		if err != nil {

@@ -3,7 +3,6 @@ package clusternode_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,80 +10,30 @@ import (
 	"testing"
 	"time"
 
-	"casp3r/internal/certs"
-	"casp3r/internal/cluster"
-	"casp3r/internal/clusternode"
 	"casp3r/internal/config"
 	"casp3r/internal/jid"
 	"casp3r/internal/server"
 	"casp3r/internal/xmpptest"
 )
 
-// leafNode is a node of a leaf test with its cluster engine at hand.
-type leafNode struct {
-	*node
-	mu     sync.Mutex
-	engine server.Cluster
-}
-
-func (n *leafNode) nats() *cluster.Node {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return clusternode.Engine(n.engine)
-}
-
-// start starts the node like node.start, keeping its engine.
-func (n *leafNode) start() error {
-	level := slog.LevelWarn
-	if testing.Verbose() {
-		level = slog.LevelInfo
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", n.name)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	keep := func(ctx context.Context, p server.ClusterParts) (server.Cluster, error) {
-		c, err := clusternode.Start(ctx, p)
-		if err == nil {
-			n.mu.Lock()
-			n.engine = c
-			n.mu.Unlock()
-		}
-		return c, err
-	}
-	srv, err := server.New(ctx, n.cfg, log, "test",
-		server.WithCluster(keep),
-		server.WithListenAddr(func(int) string { return "127.0.0.1:0" }))
-	if err != nil {
-		return err
-	}
-	if err := srv.Start(); err != nil {
-		_ = srv.Shutdown(context.Background())
-		return err
-	}
-	n.srv, n.down = srv, false
-	return nil
-}
-
 // startLeafCluster starts three full nodes n1-n3, each with a leaf
 // listener, and a leaf node "leaf" connecting to any of them, all at once
 // (the leaf waits for the full nodes).
-func startLeafCluster(t *testing.T) (full []*leafNode, leaf *leafNode) {
+func startLeafCluster(t *testing.T) (full []*node, leaf *node) {
 	t.Helper()
-	secret := make([]byte, 32)
-	for i := range secret {
-		secret[i] = byte(i * 7)
-	}
 	routes := make([]string, 3)
 	leafAddrs := make([]string, 3)
 	for i := range routes {
 		routes[i], leafAddrs[i] = freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
 	}
-	var nodes []*leafNode
+	var nodes []*node
 	for i := range 4 {
-		cfg := config.Default()
-		cfg.Dir, cfg.Domain, cfg.Listen = t.TempDir(), domain, "127.0.0.1"
-		cfg.S2S.Port, cfg.S2S.DirectTLSPort, cfg.HTTPS.Port, cfg.C2S.DirectTLSPort = 0, 0, 0, 0
-		if i < 3 {
+		nodes = append(nodes, newNode(t, func(cfg *config.Config) {
+			if i == 3 {
+				cfg.Cluster.Name, cfg.Cluster.Leaf = "leaf", true
+				cfg.Cluster.Peers = slices.Clone(leafAddrs)
+				return
+			}
 			cfg.Cluster.Name = fmt.Sprintf("n%d", i+1)
 			cfg.Cluster.Listen, cfg.Cluster.LeafListen = routes[i], leafAddrs[i]
 			for j, r := range routes {
@@ -92,20 +41,7 @@ func startLeafCluster(t *testing.T) (full []*leafNode, leaf *leafNode) {
 					cfg.Cluster.Peers = append(cfg.Cluster.Peers, r)
 				}
 			}
-		} else {
-			cfg.Cluster.Name, cfg.Cluster.Leaf, cfg.Cluster.Listen = "leaf", true, ""
-			cfg.Cluster.Peers = slices.Clone(leafAddrs)
-		}
-		if err := certs.GenerateSelfSigned(domain, cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key)); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(cfg.Path("keys"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cfg.Path(server.SecretFile), secret, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, &leafNode{node: &node{name: cfg.Cluster.Name, cfg: &cfg}})
+		}))
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(nodes))
@@ -134,7 +70,7 @@ func startLeafCluster(t *testing.T) (full []*leafNode, leaf *leafNode) {
 
 // heardSince reports whether n's status file shows a heartbeat of the node
 // called name received after t0.
-func heardSince(n *leafNode, name string, t0 time.Time) bool {
+func heardSince(n *node, name string, t0 time.Time) bool {
 	st, err := server.ReadClusterStatus(filepath.Join(n.cfg.Dir, "cluster"))
 	if err != nil {
 		return false
@@ -177,7 +113,7 @@ func TestLeafNode(t *testing.T) {
 		t.Errorf("log info through the leaf: %+v, %v; want leader %s", li2, err, li.Leader)
 	}
 	hub := leaf.nats().Hub()
-	h := slices.IndexFunc(full, func(n *leafNode) bool { return n.name == hub })
+	h := slices.IndexFunc(full, func(n *node) bool { return n.name == hub })
 	if h < 0 {
 		t.Fatalf("the leaf is connected to %q, not a full node", hub)
 	}
@@ -187,8 +123,8 @@ func TestLeafNode(t *testing.T) {
 	bobNode, third := others[0], others[1]
 
 	// Writes through the leaf and through a full node reach every node.
-	addUser(t, leaf.node, "alice", "a-pass")
-	addUser(t, full[h].node, "bob", "b-pass")
+	addUser(t, leaf, "alice", "a-pass")
+	addUser(t, full[h], "bob", "b-pass")
 	all := append(slices.Clone(full), leaf)
 	waitFor(t, 10*time.Second, "accounts on every node", func() bool {
 		for _, n := range all {
@@ -201,10 +137,10 @@ func TestLeafNode(t *testing.T) {
 		return true
 	})
 
-	alice := login(t, leaf.node, "alice", "a-pass", "pc")
-	bob := login(t, bobNode.node, "bob", "b-pass", "phone")
+	alice := login(t, leaf, "alice", "a-pass", "pc")
+	bob := login(t, bobNode, "bob", "b-pass", "phone")
 	aliceJID, bobJID := "alice@"+domain, "bob@"+domain
-	knows := func(n *leafNode, user, node string) func() bool {
+	knows := func(n *node, user, node string) func() bool {
 		return func() bool {
 			for _, r := range n.srv.Router().Resources(jid.MustParse(user)) {
 				if r.Node == node && r.Available {
@@ -221,8 +157,8 @@ func TestLeafNode(t *testing.T) {
 
 	// Alice's account, made through the leaf, logs in on a full node;
 	// bob's, made on a full node, logs in on the leaf.
-	tablet := login(t, third.node, "alice", "a-pass", "tablet")
-	laptop := login(t, leaf.node, "bob", "b-pass", "laptop")
+	tablet := login(t, third, "alice", "a-pass", "tablet")
+	laptop := login(t, leaf, "bob", "b-pass", "laptop")
 	waitFor(t, 10*time.Second, "bob's laptop known on the third node", knows(third, bobJID, "leaf"))
 	tablet.SendRaw("<message to='" + bobJID + "/laptop' type='chat'><body>tablet to laptop</body></message>")
 	laptop.Expect("message from a full node to the leaf", xmpptest.IsMessage("tablet to laptop"))
@@ -256,9 +192,9 @@ func TestLeafNode(t *testing.T) {
 	bob.Expect("message from the leaf after the failover", xmpptest.IsMessage("after the failover"))
 	bob.SendRaw("<message to='" + aliceJID + "/pc' type='chat'><body>still there</body></message>")
 	alice.Expect("message to the leaf after the failover", xmpptest.IsMessage("still there"))
-	addUser(t, leaf.node, "carol", "c-pass")
+	addUser(t, leaf, "carol", "c-pass")
 	waitFor(t, 10*time.Second, "an account made through the leaf after the failover", func() bool {
-		for _, n := range []*leafNode{bobNode, third} {
+		for _, n := range []*node{bobNode, third} {
 			if ok, _ := n.srv.Store().AccountExists(ctx, "carol"); !ok {
 				return false
 			}
@@ -272,9 +208,9 @@ func TestLeafNode(t *testing.T) {
 		t.Fatalf("restart %s: %v", full[h].name, err)
 	}
 	waitFor(t, 30*time.Second, "equal data on every node", func() bool {
-		d := digest(t, leaf.node)
+		d := digest(t, leaf)
 		for _, n := range full {
-			if digest(t, n.node) != d {
+			if digest(t, n) != d {
 				return false
 			}
 		}
