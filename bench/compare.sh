@@ -38,7 +38,8 @@ Flags:
   --users N       clients (default 1000; --quick: 20)
   --only SERVER   casp3r, prosody or ejabberd; repeat for several
 Environment: MESSAGES (20; --quick 5), RATE (1000), HOLD (10s; --quick 1s),
-  SERVER_CPU (0), LOAD_CPU (1), CASP3R_IP, PROSODY_IP, EJABBERD_IP
+  SERVER_CPU (0), LOAD_CPU (1), CASP3R_IP, PROSODY_IP, EJABBERD_IP,
+  MEMORY and GC_PERCENT (CASP3R's [limits] memory and gc_percent)
 EOF
 }
 

@@ -43,7 +43,8 @@ start_server() {
 }
 
 # setup builds both binaries and makes the data folder: registration open,
-# logging at warn.
+# logging at warn. MAXCONN sets c2s.max_connections; MEMORY and GC_PERCENT,
+# if set, limits.memory (e.g. "200MB") and limits.gc_percent.
 setup() {
 	echo "building casp3r and the load tool..."
 	CGO_ENABLED=0 go build -o "$tmp/casp3r" ./cmd/casp3r
@@ -51,7 +52,10 @@ setup() {
 	"$tmp/casp3r" init --data "$tmp/data" --domain "$DOMAIN" --listen "$IP" >/dev/null
 	sed -i -e 's/^registration = .*/registration = "open"/' -e 's/^level = .*/level = "warn"/' \
 		-e "s/^max_connections = .*/max_connections = ${MAXCONN:-10000}/" "$tmp/data/casp3r.toml"
+	[ -z "${MEMORY:-}" ] || sed -i -e "s/^memory = .*/memory = \"$MEMORY\"/" "$tmp/data/casp3r.toml"
+	[ -z "${GC_PERCENT:-}" ] || sed -i -e "s/^gc_percent = .*/gc_percent = $GC_PERCENT/" "$tmp/data/casp3r.toml"
 	grep -q '^registration = "open"' "$tmp/data/casp3r.toml"
+	"$tmp/casp3r" check-config --data "$tmp/data" >/dev/null
 }
 
 # load runs the load tool against the server, bounded in time.

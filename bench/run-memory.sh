@@ -4,6 +4,8 @@
 #
 #   bench/run-memory.sh            # 1000 clients, held 20s
 #   USERS=200 HOLD=5s bench/run-memory.sh
+#   MAXCONN=20000 USERS=19000 HOLD=10s bench/run-memory.sh
+#   MEMORY=200MB GC_PERCENT=35 bench/run-memory.sh   # [limits] memory, gc_percent
 #
 # Everything happens in a temporary folder on 127.0.0.5 (ports 5222, 5223,
 # 5443 there must be free). The accounts are registered in-band (XEP-0077,

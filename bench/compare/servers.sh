@@ -153,6 +153,9 @@ casp3r_setup() {
 		-e 's/^stanzas_per_second = .*/stanzas_per_second = 1000000/' \
 		-e 's/^level = .*/level = "warn"/' \
 		"$cfg"
+	# MEMORY and GC_PERCENT, if set, try [limits] memory and gc_percent.
+	[ -z "${MEMORY:-}" ] || sed -i -e "s/^memory = .*/memory = \"$MEMORY\"/" "$cfg"
+	[ -z "${GC_PERCENT:-}" ] || sed -i -e "s/^gc_percent = .*/gc_percent = $GC_PERCENT/" "$cfg"
 	"$tmp/bin/casp3r" check-config --data "$dir" >/dev/null || die "casp3r.toml: $("$tmp/bin/casp3r" check-config --data "$dir" 2>&1)"
 	cp "$dir/tls/cert.pem" "$tmp/cert.pem"
 	cp "$dir/tls/key.pem" "$tmp/key.pem"

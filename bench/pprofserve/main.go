@@ -58,6 +58,9 @@ func run() error {
 	if os.Getenv("GOGC") == "" && cfg.Limits.GCPercent > 0 {
 		debug.SetGCPercent(cfg.Limits.GCPercent) // as casp3r serve does
 	}
+	if os.Getenv("GOMEMLIMIT") == "" && cfg.Limits.Memory > 0 {
+		debug.SetMemoryLimit(int64(cfg.Limits.Memory))
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
 		return fmt.Errorf("log.level: %w", err)

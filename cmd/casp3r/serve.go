@@ -37,9 +37,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return fmt.Errorf("log.level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(cfg.Limits.GCPercent)
-	}
+	tuneRuntime(cfg.Limits, os.Getenv)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -66,4 +64,16 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// tuneRuntime applies the garbage collector settings of [limits]
+// (gc_percent, memory), except those the environment sets (GOGC,
+// GOMEMLIMIT), which the Go runtime has applied already.
+func tuneRuntime(l config.Limits, getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(l.GCPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" && l.Memory > 0 {
+		debug.SetMemoryLimit(int64(l.Memory))
+	}
 }

@@ -157,7 +157,7 @@ func (s *Session) serveBound(ctx context.Context, done func()) {
 func (s *Session) wake() {
 	for {
 		if s.isClosed() {
-			go s.end(s.ctx, errClosedByServer, s.done)
+			s.endFromWake(errClosedByServer)
 			return
 		}
 		if !s.paid {
@@ -184,7 +184,7 @@ func (s *Session) wake() {
 			err = errClosedByServer
 		}
 		if err != nil {
-			go s.end(s.ctx, err, s.done)
+			s.endFromWake(err)
 			return
 		}
 		if ok {
@@ -197,6 +197,17 @@ func (s *Session) wake() {
 		go func() { s.end(s.ctx, s.readStanzas(s.ctx), s.done) }()
 		return
 	}
+}
+
+// endFromWake ends the session for wake, which runs on a worker: the
+// router forgets the session here, on a stack that is deep already (the
+// presence broadcast reads the roster from SQLite), and a fresh goroutine
+// writes the end of the stream and closes the connection, which may wait
+// for the client. That goroutine's stack then stays small: when many
+// clients leave at once, each would otherwise grow a deep one.
+func (s *Session) endFromWake(err error) {
+	s.srv.cfg.Router.EndSession(context.WithoutCancel(s.ctx), s)
+	go s.end(s.ctx, err, s.done)
 }
 
 func (s *Session) end(ctx context.Context, err error, done func()) {
@@ -503,6 +514,7 @@ func (s *Session) handleBind(ctx context.Context, iq *xmlstream.Element) error {
 	s.jid = full
 	s.bound = true
 	s.mu.Unlock()
+	s.username = "" // a slice of the SASL exchange's text, which it would keep
 	_ = s.t.setReadDeadline(time.Time{})
 	s.t.setLimits(s.srv.cfg.Limits)
 	res := xmlstream.New(nsBind, "bind").Append(xmlstream.New(nsBind, "jid").SetText(full.String()))

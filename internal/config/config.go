@@ -109,6 +109,11 @@ type Limits struct {
 	StanzasPerSecond   int      `toml:"stanzas_per_second"`   // sustained rate; bursts up to twice this
 	HandshakeTimeout   Duration `toml:"handshake_timeout"`    // stream open + TLS + SASL + bind
 	GCPercent          int      `toml:"gc_percent"`           // Go garbage collector target (GOGC); lower holds less memory for more CPU
+	// Memory is a soft limit on the memory the Go runtime holds (heap,
+	// stacks and its own structures, not the binary's pages): as it nears
+	// the limit the garbage collector runs more often (Go's GOMEMLIMIT).
+	// 0 = no limit.
+	Memory ByteSize `toml:"memory"`
 }
 
 // Cluster joins this node to other nodes serving the same domain (the
@@ -155,6 +160,63 @@ func (d *Duration) UnmarshalText(text []byte) error {
 // MarshalText writes the duration as a string such as "30s".
 func (d Duration) MarshalText() ([]byte, error) {
 	return []byte(d.String()), nil
+}
+
+// ByteSize is a number of bytes written in the file as a string such as
+// "64MB" or "1GB" (KB, MB and GB are 1024, 1024² and 1024³ bytes; KiB,
+// MiB and GiB are the same), or as a number of bytes.
+type ByteSize int64
+
+// UnmarshalText reads a size such as "64MB", "512 KiB" or "1048576"; "" is 0.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	if s == "" {
+		*b = 0
+		return nil
+	}
+	i := 0
+	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+		i++
+	}
+	unit := strings.ToUpper(strings.TrimSpace(s[i:]))
+	mult := int64(0)
+	switch unit {
+	case "", "B":
+		mult = 1
+	case "K", "KB", "KIB":
+		mult = 1 << 10
+	case "M", "MB", "MIB":
+		mult = 1 << 20
+	case "G", "GB", "GIB":
+		mult = 1 << 30
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if i == 0 || mult == 0 || err != nil || n > (1<<63-1)/mult {
+		return fmt.Errorf("%q is not a size (write it like \"64MB\" or \"1GB\")", text)
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// MarshalText writes the size with the largest unit that divides it, such
+// as "64MB"; 0 is "".
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// String returns the size as MarshalText writes it.
+func (b ByteSize) String() string {
+	if b == 0 {
+		return ""
+	}
+	units := [...]struct {
+		name string
+		size int64
+	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}}
+	for _, u := range units {
+		if int64(b)%u.size == 0 {
+			return strconv.FormatInt(int64(b)/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
 }
 
 // Default returns the default configuration. Domain is empty, so it does

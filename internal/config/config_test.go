@@ -253,6 +253,9 @@ func TestValidate(t *testing.T) {
 		{"attrs", func(c *Config) { c.Limits.Attrs = 0 }, []string{"limits.attrs: 0 is below 8"}},
 		{"rate", func(c *Config) { c.Limits.StanzasPerSecond = 0 }, []string{"limits.stanzas_per_second: 0 must be at least 1"}},
 		{"handshake", func(c *Config) { c.Limits.HandshakeTimeout = Duration{time.Millisecond} }, []string{`limits.handshake_timeout: "1ms" is shorter than 1s`}},
+		{"memory small", func(c *Config) { c.Limits.Memory = 8 << 20 }, []string{`limits.memory: "8MB" is below 16MB`}},
+		{"memory bytes", func(c *Config) { c.Limits.Memory = 64 }, []string{`limits.memory: "64B" is below 16MB`}},
+		{"memory at least", func(c *Config) { c.Limits.Memory = 16 << 20 }, nil},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, []string{`log.level: "verbose" is not one of`}},
 		{"several", func(c *Config) {
 			c.Domain = ""
@@ -322,6 +325,15 @@ func TestLoad(t *testing.T) {
 		{"duration", "domain = \"example.org\"\n[limits]\nhandshake_timeout = \"1m30s\"\n", func(c *Config) bool {
 			return c.Limits.HandshakeTimeout.Duration == 90*time.Second
 		}},
+		{"memory", "domain = \"example.org\"\n[limits]\nmemory = \"64MB\"\n", func(c *Config) bool {
+			return c.Limits.Memory == 64<<20
+		}},
+		{"memory bytes", "domain = \"example.org\"\n[limits]\nmemory = 33554432\n", func(c *Config) bool {
+			return c.Limits.Memory == 32<<20
+		}},
+		{"memory none", "domain = \"example.org\"\n[limits]\nmemory = 0\n", func(c *Config) bool {
+			return c.Limits.Memory == 0
+		}},
 		{"env", "domain = \"${DOMAIN}\"\nlisten = \"${EMPTY}\"\n[c2s]\nport = ${PORT}\n", func(c *Config) bool {
 			return c.Domain == "env.example" && c.Listen == "" && c.C2S.Port == 6222
 		}},
@@ -357,6 +369,8 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown table", "domain = \"example.org\"\n[s3s]\nport = 5269\nenabled = true\n", []string{"unknown keys", "s3s.port, s3s.enabled"}},
 		{"misplaced key", "domain = \"example.org\"\n[c2s]\nlevel = \"info\"\n", []string{"c2s.level"}},
 		{"bad duration", "domain = \"example.org\"\n[limits]\nhandshake_timeout = \"30 sec\"\n", []string{"line 3", "limits.handshake_timeout", `"30 sec" is not a duration`}},
+		{"bad memory", "domain = \"example.org\"\n[limits]\nmemory = \"64 megs\"\n", []string{"line 3", "limits.memory", `"64 megs" is not a size`}},
+		{"memory negative", "domain = \"example.org\"\n[limits]\nmemory = -1\n", []string{"limits.memory", `"-1" is not a size`}},
 		{"duration as number", "domain = \"example.org\"\n[limits]\nhandshake_timeout = 30\n", []string{"limits.handshake_timeout", `"30" is not a duration`}},
 		{"bad port", "domain = \"example.org\"\n[c2s]\nport = 70000\n", []string{"c2s.port: 70000 is not a port (1-65535)"}},
 		{"port as string", "domain = \"example.org\"\n[c2s]\nport = \"5222\"\n", []string{"line 3", "c2s.port", "incompatible types"}},
@@ -440,6 +454,53 @@ func TestListenAddr(t *testing.T) {
 	}
 }
 
+func TestByteSizeText(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ByteSize
+		out  string // MarshalText of want
+	}{
+		{"", 0, ""},
+		{"0", 0, ""},
+		{"64MB", 64 << 20, "64MB"},
+		{"64mb", 64 << 20, "64MB"},
+		{"64 MiB", 64 << 20, "64MB"},
+		{"64M", 64 << 20, "64MB"},
+		{" 1GB ", 1 << 30, "1GB"},
+		{"1536MB", 1536 << 20, "1536MB"},
+		{"2048MB", 2 << 30, "2GB"},
+		{"512KiB", 512 << 10, "512KB"},
+		{"1000", 1000, "1000B"},
+		{"1024B", 1024, "1KB"},
+	} {
+		var got ByteSize
+		if err := got.UnmarshalText([]byte(tc.in)); err != nil {
+			t.Errorf("UnmarshalText(%q) = %v", tc.in, err)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("UnmarshalText(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+		text, err := got.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(text) != tc.out {
+			t.Errorf("MarshalText(%d) = %q, want %q", got, text, tc.out)
+		}
+		var back ByteSize
+		if err := back.UnmarshalText(text); err != nil || back != got {
+			t.Errorf("round trip of %q = %d, %v; want %d", text, back, err, got)
+		}
+	}
+	for _, in := range []string{"MB", "-1MB", "1.5GB", "64 megs", "1TB", "99999999999GB", "0x10"} {
+		var b ByteSize
+		if err := b.UnmarshalText([]byte(in)); err == nil {
+			t.Errorf("UnmarshalText(%q) = %d, want an error", in, b)
+		}
+	}
+}
+
 func TestDurationText(t *testing.T) {
 	d := Duration{90 * time.Second}
 	text, err := d.MarshalText()
@@ -512,5 +573,29 @@ func TestWriteClusterRoundTrip(t *testing.T) {
 	bad.Cluster.Name = "Bad Name"
 	if err := Write(t.TempDir(), bad); err == nil {
 		t.Errorf("Write accepted an invalid cluster name")
+	}
+}
+
+func TestRender(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		vals map[string]string
+		want string // "" = an error
+	}{
+		{"a = {{x}}\nb = {{y}}\n", map[string]string{"x": "1", "y": `"2"`}, "a = 1\nb = \"2\"\n"},
+		{"a = {{x}}", map[string]string{}, ""},                   // no value
+		{"a = {{x}}", map[string]string{"x": "1", "y": "2"}, ""}, // unused value
+		{"a = {{x", map[string]string{"x": "1"}, ""},             // unclosed
+	} {
+		got, err := render(tc.text, tc.vals)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("render(%q) = %q, want an error", tc.text, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("render(%q) = %q, %v; want %q", tc.text, got, err, tc.want)
+		}
 	}
 }

@@ -40,6 +40,7 @@ const (
 	minDepth           = 8
 	minAttrs           = 8
 	minHandshake       = time.Second
+	minMemory          = 16 << 20 // an idle server holds about 7MB; below this the GC would run all the time
 )
 
 // Validate reports every problem in c, joined with errors.Join. Each one is
@@ -173,6 +174,9 @@ func (c *Config) Validate() error {
 	}
 	if l.HandshakeTimeout.Duration < minHandshake {
 		add("limits.handshake_timeout", l.HandshakeTimeout, "is shorter than 1s")
+	}
+	if l.Memory != 0 && l.Memory < minMemory {
+		add("limits.memory", l.Memory.String(), `is below 16MB ("" = no limit)`)
 	}
 
 	if cl := c.Cluster; cl.Enabled() {

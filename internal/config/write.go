@@ -1,20 +1,22 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
-	"text/template"
 )
 
 // defaultFile is the commented configuration file written by WriteDefault.
-// Values come from the Config it is executed with, so they cannot drift
-// from Default; the tests check that every setting is present.
-var defaultFile = template.Must(template.New(FileName).Funcs(template.FuncMap{"q": tomlString}).Parse(
-	`# CASP3R configuration
+// Each {{name}} in it is replaced by the value fileValues gives for it, so
+// values cannot drift from Default; the tests check that every setting is
+// present. (It is not a text/template: executing one keeps every exported
+// method of every type in the binary, about 1.3 MB of the server's memory.)
+const defaultFile = `# CASP3R configuration
 #
 # This file lives in the data folder. Paths in it are relative to the data
 # folder unless they start with "/". Every setting is shown with its default
@@ -77,15 +79,14 @@ stanza_bytes = {{.S2S.StanzaBytes}}
 # Close a connection to another server after this long without traffic.
 idle_timeout = {{q .S2S.IdleTimeout.String}}
 # Domains allowed in "allowlist" mode, e.g. ["example.org", "friends.net"].
-allow = [{{range $i, $d := .S2S.Allow}}{{if $i}}, {{end}}{{q $d}}{{end}}]
+allow = {{list .S2S.Allow}}
 # Domains refused in every mode.
-deny = [{{range $i, $d := .S2S.Deny}}{{if $i}}, {{end}}{{q $d}}{{end}}]
+deny = {{list .S2S.Deny}}
 
 # Where to reach a domain, instead of asking DNS: "domain" = "host:port".
 # Useful on a LAN, e.g. "pi.home" = "192.168.1.20:5269".
 [s2s.routes]
-{{range $d, $a := .S2S.Routes}}{{q $d}} = {{q $a}}
-{{end}}
+{{table .S2S.Routes}}
 # The web listener: web app, XMPP over WebSocket, file upload, invite pages.
 [https]
 # Port for HTTPS; 0 turns it off.
@@ -122,6 +123,10 @@ handshake_timeout = {{q .Limits.HandshakeTimeout.String}}
 # memory in use (Go's GOGC; the GOGC environment variable wins). Lower keeps
 # the server smaller for a little more CPU.
 gc_percent = {{.Limits.GCPercent}}
+# The most memory the server should hold, e.g. "256MB" or "1GB"; "" = no
+# limit (the GOMEMLIMIT environment variable wins). Near it, garbage is
+# collected more often: set it when the Pi runs other things too.
+memory = {{q .Limits.Memory.String}}
 
 [log]
 # How much to log: "debug", "info", "warn" or "error".
@@ -140,7 +145,7 @@ listen = {{q .Cluster.Listen}}
 # listen address (listening on 0.0.0.0, or behind NAT); "" = listen.
 advertise = {{q .Cluster.Advertise}}
 # The other nodes' addresses, e.g. ["10.0.0.2:7422", "10.0.0.3:7422"].
-peers = [{{range $i, $p := .Cluster.Peers}}{{if $i}}, {{end}}{{q $p}}{{end}}]
+peers = {{list .Cluster.Peers}}
 # Copies kept of every account's history (at most the number of nodes).
 replicas = {{.Cluster.Replicas}}
 # How long a node's sessions outlive it if it stops refreshing them.
@@ -158,7 +163,7 @@ client_address = {{q .Cluster.ClientAddress}}
 leaf = {{.Cluster.Leaf}}
 # On a full node: where leaf nodes connect ("host:port"); "" = no leaf nodes.
 leaf_listen = {{q .Cluster.LeafListen}}
-`))
+`
 
 // WriteDefault writes dir/casp3r.toml: every setting with its default value
 // and a comment explaining it, with domain and listen filled in. It creates
@@ -179,8 +184,8 @@ func Write(dir string, c Config) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("write default config: %w", err)
 	}
-	var buf bytes.Buffer
-	if err := defaultFile.Execute(&buf, c); err != nil {
+	text, err := render(defaultFile, fileValues(&c))
+	if err != nil {
 		return fmt.Errorf("write default config: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -191,7 +196,7 @@ func Write(dir string, c Config) error {
 	if err != nil {
 		return fmt.Errorf("write default config: %w", err)
 	}
-	_, err = f.Write(buf.Bytes())
+	_, err = f.WriteString(text)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -220,5 +225,110 @@ func tomlString(s string) string {
 		}
 	}
 	b.WriteByte('"')
+	return b.String()
+}
+
+// fileValues returns the value of each {{name}} of defaultFile for c.
+func fileValues(c *Config) map[string]string {
+	q := tomlString
+	d := strconv.Itoa
+	b := strconv.FormatBool
+	return map[string]string{
+		"q .Domain":                         q(c.Domain),
+		"q .Listen":                         q(c.Listen),
+		"q .Registration":                   q(c.Registration),
+		"q .Federation":                     q(c.Federation),
+		".C2S.Port":                         d(c.C2S.Port),
+		".C2S.DirectTLSPort":                d(c.C2S.DirectTLSPort),
+		".C2S.RequireTLS":                   b(c.C2S.RequireTLS),
+		".C2S.AllowPlain":                   b(c.C2S.AllowPlain),
+		".C2S.ScramIterations":              d(c.C2S.ScramIterations),
+		".C2S.MaxConnections":               d(c.C2S.MaxConnections),
+		".S2S.Port":                         d(c.S2S.Port),
+		".S2S.DirectTLSPort":                d(c.S2S.DirectTLSPort),
+		".S2S.Dialback":                     b(c.S2S.Dialback),
+		"q .S2S.CAFile":                     q(c.S2S.CAFile),
+		".S2S.StanzaBytes":                  d(c.S2S.StanzaBytes),
+		"q .S2S.IdleTimeout.String":         q(c.S2S.IdleTimeout.String()),
+		"list .S2S.Allow":                   tomlList(c.S2S.Allow),
+		"list .S2S.Deny":                    tomlList(c.S2S.Deny),
+		"table .S2S.Routes":                 tomlTable(c.S2S.Routes),
+		".HTTPS.Port":                       d(c.HTTPS.Port),
+		"q .TLS.Cert":                       q(c.TLS.Cert),
+		"q .TLS.Key":                        q(c.TLS.Key),
+		"q .Storage.Database":               q(c.Storage.Database),
+		".Storage.OfflineMax":               d(c.Storage.OfflineMax),
+		".Limits.StanzaBytes":               d(c.Limits.StanzaBytes),
+		".Limits.PreAuthStanzaBytes":        d(c.Limits.PreAuthStanzaBytes),
+		".Limits.Depth":                     d(c.Limits.Depth),
+		".Limits.Attrs":                     d(c.Limits.Attrs),
+		".Limits.StanzasPerSecond":          d(c.Limits.StanzasPerSecond),
+		"q .Limits.HandshakeTimeout.String": q(c.Limits.HandshakeTimeout.String()),
+		".Limits.GCPercent":                 d(c.Limits.GCPercent),
+		"q .Limits.Memory.String":           q(c.Limits.Memory.String()),
+		"q .Log.Level":                      q(c.Log.Level),
+		"q .Cluster.Name":                   q(c.Cluster.Name),
+		"q .Cluster.Listen":                 q(c.Cluster.Listen),
+		"q .Cluster.Advertise":              q(c.Cluster.Advertise),
+		"list .Cluster.Peers":               tomlList(c.Cluster.Peers),
+		".Cluster.Replicas":                 d(c.Cluster.Replicas),
+		"q .Cluster.SessionTTL.String":      q(c.Cluster.SessionTTL.String()),
+		".Cluster.MaxClients":               d(c.Cluster.MaxClients),
+		"q .Cluster.ClientAddress":          q(c.Cluster.ClientAddress),
+		".Cluster.Leaf":                     b(c.Cluster.Leaf),
+		"q .Cluster.LeafListen":             q(c.Cluster.LeafListen),
+	}
+}
+
+// render replaces each {{name}} in text with vals[name]. A name without a
+// value, or a value no name uses, is an error: a setting added to one and
+// not to the other.
+func render(text string, vals map[string]string) (string, error) {
+	var b strings.Builder
+	used := make(map[string]bool, len(vals))
+	for {
+		i := strings.Index(text, "{{")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(text[i:], "}}")
+		if j < 0 {
+			return "", fmt.Errorf("unclosed {{ in the file text")
+		}
+		name := text[i+2 : i+j]
+		v, ok := vals[name]
+		if !ok {
+			return "", fmt.Errorf("no value for {{%s}}", name)
+		}
+		used[name] = true
+		b.WriteString(text[:i])
+		b.WriteString(v)
+		text = text[i+j+2:]
+	}
+	b.WriteString(text)
+	for name := range vals {
+		if !used[name] {
+			return "", fmt.Errorf("{{%s}} is not in the file text", name)
+		}
+	}
+	return b.String(), nil
+}
+
+// tomlList writes a TOML array of strings.
+func tomlList(list []string) string {
+	quoted := make([]string, len(list))
+	for i, s := range list {
+		quoted[i] = tomlString(s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
+}
+
+// tomlTable writes the key = value lines of a table of strings, sorted by
+// key, each ending in a newline.
+func tomlTable(m map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		b.WriteString(tomlString(k) + " = " + tomlString(m[k]) + "\n")
+	}
 	return b.String()
 }

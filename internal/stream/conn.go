@@ -21,12 +21,11 @@ import (
 // reader of top-level elements, batched writes, STARTTLS on either side
 // and a gentle close.
 type Conn struct {
-	raw    net.Conn      // the TCP connection, never replaced: safe from any goroutine
-	conn   net.Conn      // raw, or the TLS connection over it
-	br     *bufio.Reader // nil while the connection waits idle (Ready)
-	r      *xmlstream.Reader
-	limits xmlstream.Limits
-	tls    *tls.Conn
+	raw  net.Conn      // the TCP connection, never replaced: safe from any goroutine
+	conn net.Conn      // raw, or the TLS connection over it
+	br   *bufio.Reader // nil while the connection waits idle (Ready)
+	r    *xmlstream.Reader
+	tls  *tls.Conn
 
 	sys      syscall.RawConn // the socket under TLS, to wait for readability; nil if none
 	woken    bool            // the socket was seen readable; Ready reads once
@@ -65,7 +64,7 @@ var ErrInjected = errors.New("plaintext before the tls handshake")
 
 // NewConn wraps c (already TLS for direct TLS) with limits for reading.
 func NewConn(c net.Conn, lim xmlstream.Limits) *Conn {
-	s := &Conn{raw: c, conn: c, limits: lim}
+	s := &Conn{raw: c, conn: c}
 	if tc, ok := c.(*tls.Conn); ok {
 		s.tls = tc
 	}
@@ -241,15 +240,45 @@ var longAgo = time.Unix(1, 0)
 // Next reads the next top-level element.
 func (s *Conn) Next() (*xmlstream.Element, error) { return s.r.Next() }
 
-// Write writes frames in one batch.
+// maxWriteCopy bounds the bytes Write copies into one buffer.
+const maxWriteCopy = 16 << 10
+
+// writeBufs holds the buffers Write copies small frames into.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// Write writes frames in one batch. Frames are copied into one buffer, up
+// to maxWriteCopy bytes at a time, and written with one call: over TLS that
+// is one record and one system call instead of one per frame, and on plain
+// TCP it avoids writev, whose iovec array the runtime keeps with the
+// socket for as long as it is open.
 func (s *Conn) Write(frames [][]byte) error {
-	if len(frames) == 1 {
-		_, err := s.conn.Write(frames[0])
-		return err
+	for len(frames) > 0 {
+		n, size := 1, len(frames[0])
+		for n < len(frames) && size+len(frames[n]) <= maxWriteCopy {
+			size += len(frames[n])
+			n++
+		}
+		if n == 1 {
+			if _, err := s.conn.Write(frames[0]); err != nil {
+				return err
+			}
+			frames = frames[1:]
+			continue
+		}
+		bp := writeBufs.Get().(*[]byte)
+		b := (*bp)[:0]
+		for _, f := range frames[:n] {
+			b = append(b, f...)
+		}
+		_, err := s.conn.Write(b)
+		*bp = b[:0]
+		writeBufs.Put(bp)
+		if err != nil {
+			return err
+		}
+		frames = frames[n:]
 	}
-	bufs := net.Buffers(frames)
-	_, err := bufs.WriteTo(s.conn)
-	return err
+	return nil
 }
 
 // StartTLS upgrades the connection after <proceed/>: as the server when
@@ -277,7 +306,7 @@ func (s *Conn) StartTLS(cfg *tls.Config, server bool) error {
 	s.tls = tc
 	s.conn = tc
 	s.br.Reset(tc)
-	s.r = xmlstream.NewReader(s.br, s.limits)
+	s.r = xmlstream.NewReader(s.br, s.r.Limits())
 	return nil
 }
 
@@ -294,10 +323,7 @@ func (s *Conn) Handshake(ctx context.Context) error {
 func (s *Conn) Restart() { s.r.Reset() }
 
 // SetLimits changes the reading limits.
-func (s *Conn) SetLimits(l xmlstream.Limits) {
-	s.limits = l
-	s.r.SetLimits(l)
-}
+func (s *Conn) SetLimits(l xmlstream.Limits) { s.r.SetLimits(l) }
 
 // SetReadDeadline sets the deadline of reads. After Interrupt, reads stay
 // interrupted whatever the deadline.
@@ -358,18 +384,30 @@ const (
 
 // Close closes the connection gently: after our side is written, it shuts
 // down writing and drops what the peer still sends for a moment, so that
-// the peer reads our last words instead of a connection reset.
+// the peer reads our last words instead of a connection reset. What is
+// dropped is read from the socket, below TLS: nothing is decrypted.
 func (s *Conn) Close() error {
 	type closeWriter interface{ CloseWrite() error }
 	if cw, ok := s.conn.(closeWriter); ok {
 		if err := cw.CloseWrite(); err == nil {
-			_ = s.conn.SetReadDeadline(time.Now().Add(lingerTime))
-			var r io.Reader = s.conn
-			if s.br != nil {
-				r = s.br
-			}
-			_, _ = io.CopyN(io.Discard, r, lingerBytes)
+			_ = s.raw.SetReadDeadline(time.Now().Add(lingerTime))
+			drain(s.raw, lingerBytes)
 		}
 	}
 	return s.conn.Close()
+}
+
+// drain reads and drops up to max bytes from r, until it fails. Its buffer
+// is small and on the stack: when many clients leave at once, each closing
+// connection would otherwise hold one of io.Discard's 8 KB buffers (and,
+// reading through TLS, grow a deeper stack to decrypt).
+func drain(r io.Reader, max int) {
+	var buf [256]byte
+	for n := 0; n < max; {
+		m, err := r.Read(buf[:min(len(buf), max-n)])
+		n += m
+		if err != nil {
+			return
+		}
+	}
 }

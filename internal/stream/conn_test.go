@@ -1,12 +1,16 @@
 package stream
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"casp3r/internal/xmlstream"
@@ -277,4 +281,61 @@ func TestReadyKeepsDeadline(t *testing.T) {
 	if got, want := readOne(t, srv).Name.Local, "late"; got != want {
 		t.Fatalf("got <%s>, want <%s>", got, want)
 	}
+}
+
+// writeLog is a net.Conn that records each Write.
+type writeLog struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (w *writeLog) Write(b []byte) (int, error) {
+	w.writes = append(w.writes, append([]byte(nil), b...))
+	return len(b), nil
+}
+
+func TestWriteCopiesSmallFramesIntoOneWrite(t *testing.T) {
+	small := func(c byte, n int) []byte { return bytes.Repeat([]byte{c}, n) }
+	big := small('B', maxWriteCopy+1)
+	for _, tc := range []struct {
+		name   string
+		frames [][]byte
+		want   []int // length of each write
+	}{
+		{"one", [][]byte{small('a', 10)}, []int{10}},
+		{"several", [][]byte{small('a', 10), small('b', 20), small('c', 30)}, []int{60}},
+		{"big in the middle", [][]byte{small('a', 10), small('b', 20), big, small('c', 30)}, []int{30, maxWriteCopy + 1, 30}},
+		{"over the bound", [][]byte{small('a', maxWriteCopy/2), small('b', maxWriteCopy/2), small('c', 1)}, []int{maxWriteCopy, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &writeLog{}
+			if err := NewConn(w, xmlstream.Limits{}).Write(tc.frames); err != nil {
+				t.Fatal(err)
+			}
+			var got []int
+			for _, b := range w.writes {
+				got = append(got, len(b))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("writes of %v bytes, want %v", got, tc.want)
+			}
+			if got, want := bytes.Join(w.writes, nil), bytes.Join(tc.frames, nil); !bytes.Equal(got, want) {
+				t.Errorf("wrote %d bytes not in order", len(got))
+			}
+		})
+	}
+}
+
+// endless reads as many bytes as asked, forever.
+type endless struct{ n int }
+
+func (e *endless) Read(b []byte) (int, error) { e.n += len(b); return len(b), nil }
+
+func TestDrainIsBounded(t *testing.T) {
+	e := &endless{}
+	drain(e, 1000)
+	if got, want := e.n, 1000; got != want {
+		t.Errorf("drained %d bytes, want %d", got, want)
+	}
+	drain(iotest.ErrReader(io.ErrUnexpectedEOF), 1000) // returns at the error
 }

@@ -19,7 +19,7 @@ type Queue struct {
 	max      int
 	writing  bool
 	closed   bool
-	idle     *sync.Cond // signalled when the writer stops
+	idle     chan struct{} // made by a waiter while writing; closed when the writer stops
 	write    func([][]byte) error
 	onFail   func(error)
 	deadline time.Duration
@@ -29,9 +29,7 @@ type Queue struct {
 // NewQueue returns a queue of at most max bytes writing with write; setWriteDeadline
 // (optional) bounds each batch, and onFail is told of a failed write.
 func NewQueue(max int, write func([][]byte) error, setWriteDeadline func(time.Time) error, onFail func(error)) *Queue {
-	q := &Queue{max: max, write: write, onFail: onFail, deadline: 30 * time.Second, setWD: setWriteDeadline}
-	q.idle = sync.NewCond(&q.mu)
-	return q
+	return &Queue{max: max, write: write, onFail: onFail, deadline: 30 * time.Second, setWD: setWriteDeadline}
 }
 
 // Push queues one encoded element. It reports false when the queue is over
@@ -65,8 +63,7 @@ func (q *Queue) run() {
 		frames := q.frames
 		if len(frames) == 0 {
 			q.frames = nil
-			q.writing = false
-			q.idle.Broadcast()
+			q.stoppedLocked()
 			q.mu.Unlock()
 			return
 		}
@@ -80,8 +77,7 @@ func (q *Queue) run() {
 			q.mu.Lock()
 			q.closed = true
 			q.frames = nil
-			q.writing = false
-			q.idle.Broadcast()
+			q.stoppedLocked()
 			q.mu.Unlock()
 			q.onFail(err)
 			return
@@ -89,12 +85,33 @@ func (q *Queue) run() {
 	}
 }
 
+// stoppedLocked marks the writer stopped and wakes those waiting for it.
+func (q *Queue) stoppedLocked() {
+	q.writing = false
+	if q.idle != nil {
+		close(q.idle)
+		q.idle = nil
+	}
+}
+
+// waitLocked waits, with q.mu held, until no writer runs. The channel it
+// waits on is made only then: an idle queue holds none.
+func (q *Queue) waitLocked() {
+	for q.writing {
+		if q.idle == nil {
+			q.idle = make(chan struct{})
+		}
+		idle := q.idle
+		q.mu.Unlock()
+		<-idle
+		q.mu.Lock()
+	}
+}
+
 // Flush waits until everything queued so far was written (or failed).
 func (q *Queue) Flush() {
 	q.mu.Lock()
-	for q.writing {
-		q.idle.Wait()
-	}
+	q.waitLocked()
 	q.mu.Unlock()
 }
 
@@ -106,8 +123,6 @@ func (q *Queue) CloseAfter(last ...[]byte) {
 	}
 	q.mu.Lock()
 	q.closed = true
-	for q.writing {
-		q.idle.Wait()
-	}
+	q.waitLocked()
 	q.mu.Unlock()
 }

@@ -91,3 +91,32 @@ func TestQueueCloseAfter(t *testing.T) {
 		t.Fatal("push accepted after close")
 	}
 }
+
+func TestQueueFlushWaitsForTheWriter(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	written := 0
+	q := NewQueue(100, func(frames [][]byte) error {
+		<-release
+		mu.Lock()
+		written += len(frames)
+		mu.Unlock()
+		return nil
+	}, nil, func(error) {})
+	q.Push([]byte("a"))
+	seen := make(chan int)
+	for range 3 {
+		go func() {
+			q.Flush() // returns only once the frame is written
+			mu.Lock()
+			defer mu.Unlock()
+			seen <- written
+		}()
+	}
+	close(release)
+	for range 3 {
+		if got := <-seen; got != 1 {
+			t.Fatalf("Flush returned with %d frames written, want 1", got)
+		}
+	}
+}

@@ -96,6 +96,9 @@ func (r *Reader) SetBuffer(br *bufio.Reader) {
 // the stanza size limit after authentication.
 func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
 
+// Limits returns the limits r reads with.
+func (r *Reader) Limits() Limits { return r.lim }
+
 // Reset prepares r for a stream restart (RFC 6120 §4.3.3), as after SASL
 // success: it forgets the header and any failure, but keeps the bytes already
 // buffered in the underlying reader. Call ReadHeader next. After STARTTLS,
@@ -140,12 +143,7 @@ func (r *Reader) ReadHeader() (Header, error) {
 		return Header{}, r.fail(&Error{Condition: "invalid-namespace",
 			Text: fmt.Sprintf("unsupported content namespace %q", s)})
 	}
-	// Keep a little room for the declarations of stanzas, which are
-	// appended to the header's in place.
-	r.base = make([]binding, 0, len(p.ns)+4)
-	for _, d := range p.ns {
-		r.base = append(r.base, binding{prefix: intern(p.bytes(d.prefix)), uri: intern(p.bytes(d.uri))})
-	}
+	r.base = p.headerBindings()
 	r.prefix, r.local = intern(p.bytes(e.name.prefix)), intern(p.bytes(e.name.local))
 	r.hdr = true
 	r.closed = p.selfClosing
@@ -171,6 +169,38 @@ func (r *Reader) ReadHeader() (Header, error) {
 	}
 	h.DefaultNS = p.nsString(def)
 	return h, nil
+}
+
+// commonBindings are the declarations of nearly every stream header, in
+// the orders clients write them. A Reader whose header has one of them
+// shares it instead of keeping a copy: every connection keeps its header's
+// declarations for as long as it is open. They are never written to.
+var commonBindings = [...][]binding{
+	{{"", NSClient}, {"stream", NSStream}},
+	{{"stream", NSStream}, {"", NSClient}},
+	{{"", NSServer}, {"stream", NSStream}},
+	{{"stream", NSStream}, {"", NSServer}},
+}
+
+// headerBindings returns the namespace declarations of the stream header p
+// parsed.
+func (p *parser) headerBindings() []binding {
+	if len(p.ns) == 2 {
+	common:
+		for _, c := range commonBindings {
+			for i, d := range p.ns {
+				if !p.is(d.prefix, c[i].prefix) || !p.is(d.uri, c[i].uri) {
+					continue common
+				}
+			}
+			return c
+		}
+	}
+	base := make([]binding, 0, len(p.ns))
+	for _, d := range p.ns {
+		base = append(base, binding{prefix: intern(p.bytes(d.prefix)), uri: intern(p.bytes(d.uri))})
+	}
+	return base
 }
 
 // nsString returns a resolved namespace as a new string.

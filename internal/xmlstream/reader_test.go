@@ -362,6 +362,47 @@ func TestHeaderResolvesStanzas(t *testing.T) {
 	}
 }
 
+// TestHeaderBindingsShared checks that a header declaring only the usual
+// two namespaces, in either order, keeps no copy of them, and that
+// stanzas resolve against them as against any other header's.
+func TestHeaderBindingsShared(t *testing.T) {
+	const ns = "xmlns:stream='http://etherx.jabber.org/streams'"
+	for _, tc := range []struct {
+		header string
+		prefix string // of the stream namespace
+		space  string // of <message/>
+		shared bool
+	}{
+		{"<stream:stream xmlns='jabber:client' " + ns + ">", "stream", NSClient, true},
+		{"<stream:stream " + ns + " xmlns='jabber:client'>", "stream", NSClient, true},
+		{"<stream:stream xmlns='jabber:server' " + ns + ">", "stream", NSServer, true},
+		{"<stream:stream " + ns + " xmlns='jabber:server'>", "stream", NSServer, true},
+		{"<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' " + ns + ">", "stream", NSServer, false},
+		{"<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams'>", "s", NSClient, false},
+	} {
+		r := NewReader(strings.NewReader(tc.header+"<message/><"+tc.prefix+":error/>"), Limits{})
+		if _, err := r.ReadHeader(); err != nil {
+			t.Fatalf("%s: %v", tc.header, err)
+		}
+		shared := false
+		for _, c := range commonBindings {
+			shared = shared || &r.base[0] == &c[0]
+		}
+		if shared != tc.shared {
+			t.Errorf("%s: shared = %v, want %v", tc.header, shared, tc.shared)
+		}
+		for _, want := range []xml.Name{{Space: tc.space, Local: "message"}, {Space: NSStream, Local: "error"}} {
+			e, err := r.Next()
+			if err != nil {
+				t.Fatalf("%s: %v", tc.header, err)
+			}
+			if e.Name != want {
+				t.Errorf("%s: name = %v, want %v", tc.header, e.Name, want)
+			}
+		}
+	}
+}
+
 func TestSelfClosingHeader(t *testing.T) {
 	r := NewReader(strings.NewReader("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'/><a/>"), Limits{})
 	if _, err := r.ReadHeader(); err != nil {
