@@ -1,12 +1,15 @@
 package clusternode_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"casp3r/internal/jid"
+	"casp3r/internal/sasl"
+	"casp3r/internal/storage"
 	"casp3r/internal/xmpptest"
 )
 
@@ -19,6 +22,21 @@ func TestSlowLinks(t *testing.T) {
 	}
 	const delay = 100 * time.Millisecond
 	nodes, _ := startClusterLinks(t, 3, true, delay, nil)
+	// Over such links the streams' leaders may still be settling when the
+	// nodes are up: the first write is retried (with new names, as a write
+	// that timed out may still land) and its wait logged.
+	start, probes := time.Now(), 0
+	waitFor(t, 60*time.Second, "the shared log taking a write over the slow links", func() bool {
+		probes++
+		c, err := sasl.NewCredentials("p", 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = nodes[0].srv.Store().CreateAccount(context.Background(), fmt.Sprintf("probe%d", probes),
+			storage.Credentials{SHA1: storage.ScramKeys(c.SHA1), SHA256: storage.ScramKeys(c.SHA256)})
+		return err == nil
+	})
+	t.Logf("first write through the shared log after %v (%d tries)", time.Since(start).Round(time.Millisecond), probes)
 	addUser(t, nodes[0], "alice", "a")
 	addUser(t, nodes[0], "bob", "b")
 	waitFor(t, 20*time.Second, "bob's account on node 2", func() bool {
