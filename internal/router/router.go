@@ -292,7 +292,7 @@ func (r *Router) routeMessage(ctx context.Context, m *xmlstream.Element, to jid.
 		return stanza.ServiceUnavailable
 	}
 	delivered := false
-	for _, res := range r.topResources(to) {
+	for _, res := range r.TopResources(to) {
 		if r.deliver(ctx, res, m) {
 			delivered = true
 		}
@@ -336,9 +336,10 @@ func (r *Router) deliver(ctx context.Context, res Resource, st *xmlstream.Elemen
 	return true
 }
 
-// topResources returns the available resources of bare with the highest
-// non-negative priority.
-func (r *Router) topResources(bare jid.JID) []Resource {
+// TopResources returns the available resources of bare with the highest
+// non-negative priority, local or on other nodes: those a message to the
+// bare JID goes to.
+func (r *Router) TopResources(bare jid.JID) []Resource {
 	var out []Resource
 	best := -1
 	for _, res := range r.Resources(bare) {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -161,26 +163,21 @@ func (m *Module) run(ctx context.Context, user string, res *router.Resource) {
 	}
 }
 
-// target returns the resource of user that a message to the bare JID goes
-// to (the highest priority, then the first full JID, so that every node of
-// a cluster picks the same), if it is bound on this node.
+// target returns the resource of user that gets messages stored while it
+// was online elsewhere: of those a message to the bare JID goes to
+// (router.TopResources), the first by full JID, so that every node of a
+// cluster picks the same; only if it is bound on this node.
 func (m *Module) target(user string) (router.Resource, bool) {
 	bare, err := jid.New(user, m.domain, "")
 	if err != nil {
 		return router.Resource{}, false
 	}
-	var best router.Resource
-	found := false
-	for _, res := range m.r.Resources(bare) {
-		if !res.Available || res.Priority < 0 {
-			continue
-		}
-		if !found || res.Priority > best.Priority ||
-			(res.Priority == best.Priority && res.JID.String() < best.JID.String()) {
-			best, found = res, true
-		}
+	top := m.r.TopResources(bare)
+	if len(top) == 0 {
+		return router.Resource{}, false
 	}
-	return best, found && best.Node == ""
+	best := slices.MinFunc(top, func(a, b router.Resource) int { return strings.Compare(a.JID.String(), b.JID.String()) })
+	return best, best.Node == ""
 }
 
 // deliver sends user's stored messages to res and deletes them; with sync,
