@@ -72,6 +72,7 @@ type directory struct {
 	remote   map[string]router.Resource // key → remote resource, as put in the router
 	directed map[string][]jid.JID       // key → its directed presence recipients
 	seen     map[string]seenMark        // key → newest state applied
+	seenWake chan struct{}              // closed and replaced when seen changes
 }
 
 // seenMark is the newest state of another node's key applied here.
@@ -96,6 +97,7 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 	d.directed = make(map[string][]jid.JID)
 	d.local = make(map[string]sessionValue)
 	d.seen = make(map[string]seenMark)
+	d.seenWake = make(chan struct{})
 
 	stop, err := n.c.Serve(subjNodePrefix+n.self, d.serveNode)
 	if err != nil {
@@ -402,6 +404,8 @@ func (d *directory) remoteChanged(e cluster.SessionEvent) {
 		return // older than what was applied
 	}
 	d.seen[e.Key] = seenMark{seq: v.Seq, gone: v.Gone, at: time.Now()}
+	close(d.seenWake)
+	d.seenWake = make(chan struct{})
 	if v.Gone {
 		d.removeLocked(e.Key)
 		return
@@ -422,6 +426,24 @@ func (d *directory) remoteChanged(e cluster.SessionEvent) {
 	d.remote[e.Key] = res
 	d.directed[e.Key] = parseJIDs(v.Directed)
 	d.n.p.Router.PutRemote(res)
+}
+
+// waitSeen waits until the state seq of another node's session key, or a
+// newer one, is applied here.
+func (d *directory) waitSeen(ctx context.Context, key string, seq uint64) error {
+	for {
+		d.remoteMu.Lock()
+		m, ch := d.seen[key], d.seenWake
+		d.remoteMu.Unlock()
+		if m.seq >= seq {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for state %d of session %s (at %d): %w", seq, key, m.seq, ctx.Err())
+		case <-ch:
+		}
+	}
 }
 
 func (d *directory) removeLocked(key string) {
@@ -498,6 +520,16 @@ func (d *directory) serveNode(hdr func(string) string, data []byte) []byte {
 			d.n.log.Warn("stanza from another node delivered before this node caught up", "err", err)
 		}
 	}
+	if key := hdr("From-Key"); key != "" && keyNode(key) != d.n.self {
+		if seq, err := strconv.ParseUint(hdr("From-Seq"), 10, 64); err == nil {
+			ctx, cancel := context.WithTimeout(d.n.ctx, causalWait)
+			err := d.waitSeen(ctx, key, seq)
+			cancel()
+			if err != nil {
+				d.n.log.Warn("stanza from another node delivered before its sender's session is known here", "err", err)
+			}
+		}
+	}
 	switch hdr("Op") {
 	case opClose:
 		if res, ok := d.n.p.Router.Lookup(full); ok && res.Node == "" {
@@ -518,10 +550,23 @@ func (d *directory) serveNode(hdr func(string) string, data []byte) []byte {
 	return nil
 }
 
-// header returns the header of an operation for the session full on
-// another node, with this node's known log position.
-func (d *directory) header(op string, full jid.JID) map[string]string {
-	return map[string]string{"Op": op, "To": full.String(), "Pos": strconv.FormatUint(d.n.known.Load(), 10)}
+// header returns the header of an operation carrying st to the session
+// full on another node, with this node's known log position and, when st
+// comes from a session of this node, that session's key and state: the
+// receiver delivers st only once it knows the sender's session, so that
+// an answer reaches it even if st got there before its announcement.
+func (d *directory) header(op string, full jid.JID, st *xmlstream.Element) map[string]string {
+	h := map[string]string{"Op": op, "To": full.String(), "Pos": strconv.FormatUint(d.n.known.Load(), 10)}
+	if from, err := jid.Parse(st.Get("from")); err == nil && from.IsFull() {
+		key := sessionKey(d.n.self, from)
+		d.mu.Lock()
+		v, ok := d.local[key]
+		d.mu.Unlock()
+		if ok {
+			h["From-Key"], h["From-Seq"] = key, strconv.FormatUint(v.Seq, 10)
+		}
+	}
+	return h
 }
 
 // stand is the stand-in session of a resource bound on another node.
@@ -536,7 +581,7 @@ func (s *stand) JID() jid.JID { return s.full }
 // Send carries st to the resource's node, at most once.
 func (s *stand) Send(st *xmlstream.Element) {
 	err := s.d.n.c.PublishMsg(subjNodePrefix+s.node,
-		s.d.header(opSend, s.full), xmlstream.AppendXML(nil, st, ""))
+		s.d.header(opSend, s.full, st), xmlstream.AppendXML(nil, st, ""))
 	if err != nil {
 		s.d.n.log.Debug("send to node", "node", s.node, "err", err)
 	}
@@ -548,7 +593,7 @@ func (s *stand) Forward(ctx context.Context, st *xmlstream.Element) error {
 	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 	defer cancel()
 	reply, err := s.d.n.c.Request(ctx, subjNodePrefix+s.node,
-		s.d.header(opForward, s.full), xmlstream.AppendXML(nil, st, ""))
+		s.d.header(opForward, s.full, st), xmlstream.AppendXML(nil, st, ""))
 	if err != nil {
 		return err
 	}

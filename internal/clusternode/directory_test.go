@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"strconv"
 	"testing"
+	"time"
 
 	"casp3r/internal/cluster"
 	"casp3r/internal/jid"
 	"casp3r/internal/router"
 	"casp3r/internal/routertest"
 	"casp3r/internal/server"
+	"casp3r/internal/stanza"
+	"casp3r/internal/xmlstream"
 )
 
 // testDirectory returns a directory that mirrors other nodes' sessions
@@ -22,6 +26,7 @@ func testDirectory() (*directory, *router.Router) {
 		remote:   make(map[string]router.Resource),
 		directed: make(map[string][]jid.JID),
 		seen:     make(map[string]seenMark),
+		seenWake: make(chan struct{}),
 	}, r
 }
 
@@ -110,5 +115,86 @@ func TestDropNodeDirected(t *testing.T) {
 	}
 	if _, ok := r.Lookup(jid.MustParse("dan@cluster.test/pc")); !ok {
 		t.Errorf("dan's pc on node c left the router with node b")
+	}
+}
+
+// replier is a session whose user answers at once: Send records whether
+// the sender of each stanza could be reached at that moment.
+type replier struct {
+	full      jid.JID
+	r         *router.Router
+	reachable chan bool
+}
+
+func (s *replier) JID() jid.JID              { return s.full }
+func (s *replier) Close(*stanza.StreamError) {}
+func (s *replier) Send(st *xmlstream.Element) {
+	from, err := jid.Parse(st.Get("from"))
+	_, ok := s.r.Lookup(from)
+	s.reachable <- err == nil && ok
+}
+
+// TestStanzaWaitsForSenderSession: a stanza from a session another node
+// bound a moment ago can reach this node before the announcement of that
+// session does (they are handled apart). It is delivered only once the
+// session is known here, so that the recipient's answer reaches it; a
+// stanza whose sender's changes never come is delivered after causalWait.
+func TestStanzaWaitsForSenderSession(t *testing.T) {
+	carol := jid.MustParse("carol@cluster.test/raw")
+	const seq = 7
+	announce := func(d *directory) {
+		b, err := json.Marshal(sessionValue{JID: carol.String(), Node: "c", Available: true, Seq: seq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.remoteChanged(cluster.SessionEvent{Key: sessionKey("c", carol), Value: b})
+	}
+	tests := []struct {
+		name      string
+		fromSeq   string // the From-Seq header
+		announce  string // when the announcement of carol's session comes: before, after (50 ms) the stanza, never
+		reachable bool
+		minWait   time.Duration
+	}{
+		{"announcement before the stanza", strconv.Itoa(seq), "before", true, 0},
+		{"announcement after the stanza", strconv.Itoa(seq), "after", true, 50 * time.Millisecond},
+		{"stanza without the sender's state", "", "after", false, 0},
+		{"announcement lost", strconv.Itoa(seq), "never", false, causalWait},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, r := testDirectory()
+			d.n.ctx = t.Context()
+			bob := &replier{full: jid.MustParse("bob@cluster.test/phone"), r: r, reachable: make(chan bool, 1)}
+			if _, err := r.Bind(bob, bob.full.Bare(), bob.full.Resource()); err != nil {
+				t.Fatal(err)
+			}
+			switch tt.announce {
+			case "before":
+				announce(d)
+			case "after":
+				time.AfterFunc(50*time.Millisecond, func() { announce(d) })
+			}
+			hdr := map[string]string{"Op": opSend, "To": bob.full.String(), "From-Key": sessionKey("c", carol), "From-Seq": tt.fromSeq}
+			start := time.Now()
+			d.serveNode(func(k string) string { return hdr[k] },
+				[]byte(`<message from='carol@cluster.test/raw' to='bob@cluster.test/phone' type='chat'><body>hi</body></message>`))
+			took := time.Since(start)
+			var got bool
+			select {
+			case got = <-bob.reachable:
+			default:
+				t.Fatal("bob never got carol's message")
+			}
+			if got != tt.reachable {
+				t.Errorf("carol reachable when bob got her message = %v, want %v", got, tt.reachable)
+			}
+			if took < tt.minWait {
+				t.Errorf("delivered after %v, want at least %v", took, tt.minWait)
+			}
+			if took > causalWait+time.Second {
+				t.Errorf("delivered after %v, want at most %v", took, causalWait)
+			}
+		})
 	}
 }

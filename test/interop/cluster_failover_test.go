@@ -394,12 +394,17 @@ func TestClusterKillRecipientNode(t *testing.T) {
 
 	a, b := c.login(0, "alice"), c.login(1, "bob")
 	c.befriend(a, b, alice, bob)
-	// Carol (node c) is no contact of bob's; he sends her his presence
-	// directly, so she must hear of his end too.
+	// Carol (node c) is no contact of bob's. She writes to him and he
+	// answers with his presence, sent to the JID her message came from
+	// (as a client learns it): she must hear of his end too.
 	carolC := c.login(2, "carol")
+	if err := carolC.message(bob, "hello bob, carol here"); err != nil {
+		t.Fatal(err)
+	}
+	hello := expect(t, b, "carol's message from node c", isChat(carol, "hello bob, carol here"))
 	carolOnC := collect(carolC)
 	t0 := time.Now()
-	if err := b.write("<presence to='" + carolC.jid + "'/>"); err != nil {
+	if err := b.write("<presence to='" + hello.attr("from") + "'/>"); err != nil {
 		t.Fatal(err)
 	}
 	bobOnB := collect(b)
