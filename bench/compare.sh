@@ -19,11 +19,16 @@
 # Accounts are made the fast way for each: CASP3R registers them in-band
 # (XEP-0077), Prosody in one `prosodyctl shell` call, ejabberd with
 # ejabberd_auth:try_register evaluated at boot. The server is then
-# restarted, so that every figure is that of a fresh process. Then three
+# restarted, so that every figure is that of a fresh process. Then four
 # runs of bench/load, each logging all the clients in anew:
 #   1. idle:  log in (32 at a time), hold HOLD; RSS before and with them
 #   2. chat:  MESSAGES messages each to the next user, one in flight each
 #   3. paced: MESSAGES messages each, RATE messages/s offered in all
+#   4. login: each user logs in and out once, untimed, then all log in
+#      (32 at a time), timed: logins/s. The load tool keeps each user's
+#      SCRAM keys from the first login, as clients that store the salted
+#      password do, so that its own 4,096 PBKDF2 iterations per login do
+#      not cap what is measured (the server's work is the same)
 #
 # Prosody and ejabberd are installed with apt-get if missing (as root; a
 # policy-rc.d keeps their system services from starting). Every step is
@@ -182,17 +187,18 @@ loadtool() {
 		-prefix "$PREFIX" -password "$PASSWORD" -timeout 10m "$@"
 }
 
-# measure NAME: the three runs against the server just started; each
+# measure NAME: the four runs against the server just started; each
 # writes the load tool's JSON summary to $tmp/out/NAME-RUN.json.
 measure() {
 	local name=$1 run rc
 	sleep "$IDLE_WAIT"
-	for run in idle chat paced; do
+	for run in idle chat paced login; do
 		local args=(-users "$USERS" -concurrency 32 -pid "$pid" -json)
 		case $run in
 		idle) args+=(-scenario idle -hold "$HOLD" -settle "$SETTLE") ;;
 		chat) args+=(-scenario chat -messages "$MESSAGES" -rate 0 -settle 1s) ;;
 		paced) args+=(-scenario chat -messages "$MESSAGES" -rate "$RATE" -settle 1s) ;;
+		login) args+=(-scenario login -warm -settle 0s) ;;
 		esac
 		rc=0
 		loadtool "${args[@]}" >"$tmp/out/$name-$run.json" 2>"$tmp/out/$name-$run.err" || rc=$?

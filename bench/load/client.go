@@ -169,8 +169,11 @@ func (c *client) register(user, password string) (bool, error) {
 }
 
 // auth authenticates with PLAIN or a SCRAM mechanism (without channel
-// binding), then restarts the stream.
-func (c *client) auth(mech, user, password string) error {
+// binding), then restarts the stream. keys, if not nil, is the user's SCRAM
+// client from an earlier login: it keeps the keys derived for the salt and
+// iteration count the server gave then, and derives them again only if
+// they changed.
+func (c *client) auth(mech, user, password string, keys *scram.Client) error {
 	var conv *scram.ClientConversation
 	var first string
 	switch mech {
@@ -181,9 +184,11 @@ func (c *client) auth(mech, user, password string) error {
 		if mech == "SCRAM-SHA-256" {
 			hash = scram.SHA256
 		}
-		sc, err := hash.NewClient(user, password, "")
-		if err != nil {
-			return fmt.Errorf("scram client: %w", err)
+		sc, err := keys, error(nil)
+		if sc == nil {
+			if sc, err = hash.NewClient(user, password, ""); err != nil {
+				return fmt.Errorf("scram client: %w", err)
+			}
 		}
 		conv = sc.NewConversation()
 		if first, err = conv.Step(""); err != nil {
@@ -274,8 +279,9 @@ func (c *client) presence() error {
 	return fmt.Errorf("initial presence: no echo")
 }
 
-// login runs the whole negotiation for user on a new connection to addr.
-func login(ctx context.Context, o *options, addr, user string) (c *client, created bool, err error) {
+// login runs the whole negotiation for user on a new connection to addr;
+// keys, if not nil, is the user's SCRAM client (see auth).
+func login(ctx context.Context, o *options, addr, user string, keys *scram.Client) (c *client, created bool, err error) {
 	c, err = dial(ctx, addr, o.domain)
 	if err != nil {
 		return nil, false, err
@@ -294,7 +300,7 @@ func login(ctx context.Context, o *options, addr, user string) (c *client, creat
 			return
 		}
 	}
-	if err = c.auth(o.mech, user, o.password); err != nil {
+	if err = c.auth(o.mech, user, o.password, keys); err != nil {
 		return
 	}
 	if err = c.bind(); err != nil {

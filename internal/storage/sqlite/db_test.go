@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -278,4 +279,49 @@ func TestCloseDrains(t *testing.T) {
 		t.Errorf("%d messages stored, %d acknowledged", got, acked)
 	}
 	mustVerify(t, db2, "juliet")
+}
+
+// TestConnPragmas: every connection, the writer's and each of the read
+// pool's, runs with the settings durability and memory rely on.
+func TestConnPragmas(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	tests := []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"cache_size", strconv.Itoa(-cacheKB)},
+		{"busy_timeout", strconv.Itoa(busyTimeoutMS)},
+	}
+	for _, pool := range []struct {
+		name string
+		db   *sql.DB
+		n    int
+	}{{"writer", db.w, 1}, {"reader", db.r, readConns}} {
+		// Hold n connections at once, so that each of the pool's is asked.
+		var conns []*sql.Conn
+		for range pool.n {
+			c, err := pool.db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		for i, c := range conns {
+			for _, tt := range tests {
+				var got string
+				if err := c.QueryRowContext(ctx, "PRAGMA "+tt.pragma).Scan(&got); err != nil {
+					t.Fatalf("%s %d: PRAGMA %s: %v", pool.name, i, tt.pragma, err)
+				}
+				if got != tt.want {
+					t.Errorf("%s connection %d: %s = %s, want %s", pool.name, i, tt.pragma, got, tt.want)
+				}
+			}
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+	}
 }
