@@ -292,7 +292,8 @@ func (r *Router) routeMessage(ctx context.Context, m *xmlstream.Element, to jid.
 		return stanza.ServiceUnavailable
 	}
 	delivered := false
-	for _, res := range r.TopResources(to) {
+	var top [2]Resource // room for the usual one or two, on the stack
+	for _, res := range r.appendTop(top[:0], to) {
 		if r.deliver(ctx, res, m) {
 			delivered = true
 		}
@@ -340,21 +341,34 @@ func (r *Router) deliver(ctx context.Context, res Resource, st *xmlstream.Elemen
 // non-negative priority, local or on other nodes: those a message to the
 // bare JID goes to.
 func (r *Router) TopResources(bare jid.JID) []Resource {
-	var out []Resource
-	best := -1
-	for _, res := range r.Resources(bare) {
+	return r.appendTop(nil, bare)
+}
+
+// appendTop appends the resources TopResources returns to dst, read
+// under the table lock without a copy of all of bare's resources.
+func (r *Router) appendTop(dst []Resource, bare jid.JID) []Resource {
+	t := &r.sessions
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	acct := t.accounts[bare.Bare().String()]
+	if acct == nil {
+		return dst
+	}
+	n0, best := len(dst), -1
+	for _, e := range acct.res {
+		res := &e.Resource
 		if !res.Available || res.Priority < 0 {
 			continue
 		}
 		switch {
 		case res.Priority > best:
 			best = res.Priority
-			out = append(out[:0], res)
+			dst = append(dst[:n0], *res)
 		case res.Priority == best:
-			out = append(out, res)
+			dst = append(dst, *res)
 		}
 	}
-	return out
+	return dst
 }
 
 // SendToResources sends st to every available resource of bare (if

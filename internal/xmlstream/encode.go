@@ -1,6 +1,7 @@
 package xmlstream
 
 import (
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -13,7 +14,29 @@ import (
 // whose header declared it) and declared on the element otherwise (a
 // standalone element such as a WebSocket frame).
 func AppendXML(b []byte, e *Element, parentNS string) []byte {
+	b = slices.Grow(b, encodedSize(e))
 	return appendXML(b, e, parentNS, parentNS != "")
+}
+
+// encodedSize is about the length of e's encoding: exact without escapes
+// and with every namespace declared, so that AppendXML grows b once, not
+// by doubling from a few bytes.
+func encodedSize(e *Element) int {
+	n := 2*len(e.Name.Local) + 5 // <name></name>
+	if e.Name.Space != "" {
+		n += len(e.Name.Space) + 9 // xmlns='…'
+	}
+	for _, a := range e.Attr {
+		n += len(a.Name.Local) + len(a.Value) + 4
+	}
+	for _, c := range e.Nodes {
+		if c.Elem != nil {
+			n += encodedSize(c.Elem)
+		} else {
+			n += len(c.Text)
+		}
+	}
+	return n
 }
 
 func appendXML(b []byte, e *Element, parentNS string, streamDeclared bool) []byte {

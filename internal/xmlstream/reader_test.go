@@ -782,3 +782,32 @@ func heapAlloc() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// TestStampFromInPlace: a parsed stanza has room for the 'from' the server
+// stamps on it, and stamping it leaves the children's attributes alone.
+func TestStampFromInPlace(t *testing.T) {
+	tests := []string{
+		`<message to='b@example.org' id='1' type='chat'><body xml:lang='en'>hi</body><x xmlns='urn:x' a='1' b='2'/></message>`,
+		`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping' k='v'/></iq>`,
+		`<presence><show>away</show></presence>`,
+	}
+	for _, in := range tests {
+		e, err := ParseFrame([]byte(in), Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		want := strings.Replace(in, ">", " from='a@example.org/r'>", 1)
+		if strings.HasPrefix(in, "<presence>") {
+			want = strings.Replace(in, "<presence>", "<presence from='a@example.org/r'>", 1)
+		}
+		if len(e.Attr) > 0 {
+			if n := testing.AllocsPerRun(1, func() { e.SetAttr("from", "a@example.org/r") }); n != 0 {
+				t.Errorf("%s: stamping from made %v allocations, want 0", in, n)
+			}
+		}
+		e.SetAttr("from", "a@example.org/r")
+		if got := string(AppendXML(nil, e, "")); got != want {
+			t.Errorf("stamped:\n got %s\nwant %s", got, want)
+		}
+	}
+}

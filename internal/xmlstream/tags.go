@@ -415,10 +415,22 @@ func (p *parser) tree() *Element {
 		return s[sp.off:sp.end]
 	}
 	elems := make([]Element, len(p.elems))
+	// The top-level element's attributes come first, and one free slot
+	// after them: the server stamps 'from' on nearly every stanza a client
+	// sends, and appending it would otherwise copy the whole slice.
+	// An element without attributes keeps a nil Attr.
+	top := int(p.elems[0].attr1) // p.elems[0].attr0 is 0
+	spare := 0
+	if top > 0 {
+		spare = 1
+	}
 	var attrs []xml.Attr
 	if len(p.attrs) > 0 {
-		attrs = make([]xml.Attr, len(p.attrs))
+		attrs = make([]xml.Attr, len(p.attrs)+spare)
 		for i, a := range p.attrs {
+			if i >= top {
+				i += spare
+			}
 			attrs[i] = xml.Attr{Name: xml.Name{Space: str(a.space), Local: str(a.local)}, Value: str(a.value)}
 		}
 	}
@@ -430,10 +442,13 @@ func (p *parser) tree() *Element {
 	for i := range p.elems {
 		r, e := &p.elems[i], &elems[i]
 		e.Name = xml.Name{Space: str(r.space), Local: str(r.name.local)}
-		if r.attr1 > r.attr0 {
-			// Full slice expressions: appending to one element's slice
-			// must not write over the next one's.
-			e.Attr = attrs[r.attr0:r.attr1:r.attr1]
+		// Full slice expressions: appending to one element's slice must
+		// not write over the next one's.
+		switch {
+		case i == 0 && top > 0:
+			e.Attr = attrs[0 : top : top+1]
+		case r.attr1 > r.attr0:
+			e.Attr = attrs[int(r.attr0)+spare : int(r.attr1)+spare : int(r.attr1)+spare]
 		}
 		if r.nodes > 0 {
 			e.Nodes = nodes[off : off : off+int(r.nodes)]
