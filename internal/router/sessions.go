@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"slices"
 	"strings"
 	"sync"
 
@@ -58,8 +59,35 @@ type Observer interface {
 	ResourceChanged(res Resource, directed []jid.JID, gone bool)
 }
 
+// account holds the resources of one bare JID. There are a few, so a
+// slice searched in order serves: a map of one entry costs about 200 bytes
+// more per connected user.
 type account struct {
-	res map[string]*resEntry
+	res []*resEntry
+}
+
+func (a *account) get(resource string) *resEntry {
+	for _, e := range a.res {
+		if e.JID.Resource() == resource {
+			return e
+		}
+	}
+	return nil
+}
+
+// set puts e in place of the entry of the same resource, if any.
+func (a *account) set(e *resEntry) {
+	for i, old := range a.res {
+		if old.JID.Resource() == e.JID.Resource() {
+			a.res[i] = e
+			return
+		}
+	}
+	a.res = append(a.res, e)
+}
+
+func (a *account) remove(resource string) {
+	a.res = slices.DeleteFunc(a.res, func(e *resEntry) bool { return e.JID.Resource() == resource })
 }
 
 type resEntry struct {
@@ -90,12 +118,12 @@ func (r *Router) Bind(s Session, bare jid.JID, resource string) (jid.JID, error)
 	t.mu.Lock()
 	acct := t.accounts[bare.String()]
 	if acct == nil {
-		acct = &account{res: make(map[string]*resEntry, 1)}
+		acct = &account{}
 		t.accounts[bare.String()] = acct
 	}
-	old := acct.res[full.Resource()]
+	old := acct.get(full.Resource())
 	e := &resEntry{Resource: Resource{Session: s, JID: full}}
-	acct.res[full.Resource()] = e
+	acct.set(e)
 	if old == nil || old.Node != "" {
 		t.count++
 	}
@@ -126,11 +154,11 @@ func (r *Router) Unbind(s Session) (Resource, []jid.JID, bool) {
 	if acct == nil {
 		return Resource{}, nil, false
 	}
-	e := acct.res[full.Resource()]
+	e := acct.get(full.Resource())
 	if e == nil || e.Session != s {
 		return Resource{}, nil, false
 	}
-	delete(acct.res, full.Resource())
+	acct.remove(full.Resource())
 	if len(acct.res) == 0 {
 		delete(t.accounts, full.Bare().String())
 	}
@@ -152,13 +180,13 @@ func (r *Router) PutRemote(res Resource) {
 	bare := res.JID.Bare().String()
 	acct := t.accounts[bare]
 	if acct == nil {
-		acct = &account{res: make(map[string]*resEntry, 1)}
+		acct = &account{}
 		t.accounts[bare] = acct
 	}
-	if e := acct.res[res.JID.Resource()]; e != nil && e.Node == "" {
+	if e := acct.get(res.JID.Resource()); e != nil && e.Node == "" {
 		return
 	}
-	acct.res[res.JID.Resource()] = &resEntry{Resource: res}
+	acct.set(&resEntry{Resource: res})
 }
 
 // RemoveRemote forgets the remote resource full of node, returning its last
@@ -171,11 +199,11 @@ func (r *Router) RemoveRemote(full jid.JID, node string) (Resource, bool) {
 	if acct == nil {
 		return Resource{}, false
 	}
-	e := acct.res[full.Resource()]
+	e := acct.get(full.Resource())
 	if e == nil || e.Node == "" || e.Node != node {
 		return Resource{}, false
 	}
-	delete(acct.res, full.Resource())
+	acct.remove(full.Resource())
 	if len(acct.res) == 0 {
 		delete(t.accounts, full.Bare().String())
 	}
@@ -230,7 +258,7 @@ func (r *Router) Lookup(full jid.JID) (Resource, bool) {
 	if acct == nil {
 		return Resource{}, false
 	}
-	e := acct.res[full.Resource()]
+	e := acct.get(full.Resource())
 	if e == nil {
 		return Resource{}, false
 	}
@@ -254,7 +282,7 @@ func (r *Router) update(full jid.JID, fn func(e *resEntry) (changed bool)) bool 
 		t.mu.Unlock()
 		return false
 	}
-	e := acct.res[full.Resource()]
+	e := acct.get(full.Resource())
 	if e == nil || e.Node != "" {
 		t.mu.Unlock()
 		return false

@@ -374,12 +374,20 @@ func presence(typ string, from, to jid.JID) *xmlstream.Element {
 // may be modified afterwards.
 func withAddr(st *xmlstream.Element, from, to jid.JID) *xmlstream.Element {
 	c := &xmlstream.Element{Name: st.Name, Nodes: st.Nodes[:len(st.Nodes):len(st.Nodes)]}
-	c.Attr = make([]xml.Attr, 0, len(st.Attr)+2)
+	addr := func(a xml.Attr) bool { return a.Name.Space == "" && (a.Name.Local == "from" || a.Name.Local == "to") }
+	n := len(st.Attr) - countAttrs(st.Attr, addr)
+	if !from.IsZero() {
+		n++
+	}
+	if !to.IsZero() {
+		n++
+	}
+	// Exactly n: the copy may be kept as a session's last presence.
+	c.Attr = make([]xml.Attr, 0, n)
 	for _, a := range st.Attr {
-		if a.Name.Space == "" && (a.Name.Local == "from" || a.Name.Local == "to") {
-			continue
+		if !addr(a) {
+			c.Attr = append(c.Attr, a)
 		}
-		c.Attr = append(c.Attr, a)
 	}
 	if !from.IsZero() {
 		c.Attr = append(c.Attr, xml.Attr{Name: xml.Name{Local: "from"}, Value: from.String()})
@@ -388,6 +396,17 @@ func withAddr(st *xmlstream.Element, from, to jid.JID) *xmlstream.Element {
 		c.Attr = append(c.Attr, xml.Attr{Name: xml.Name{Local: "to"}, Value: to.String()})
 	}
 	return c
+}
+
+// countAttrs counts the attributes f accepts.
+func countAttrs(attrs []xml.Attr, f func(xml.Attr) bool) int {
+	n := 0
+	for _, a := range attrs {
+		if f(a) {
+			n++
+		}
+	}
+	return n
 }
 
 // priority returns the priority of an available presence (RFC 6121
