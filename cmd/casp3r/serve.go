@@ -13,6 +13,7 @@ import (
 
 	"casp3r/internal/config"
 	"casp3r/internal/server"
+	"casp3r/internal/tidy"
 )
 
 func cmdServe(args []string, stderr io.Writer) error {
@@ -50,6 +51,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	log.Info("serving", "domain", cfg.Domain, "version", versionString())
+	go tidy.Run(ctx, log)
 	select {
 	case <-ctx.Done():
 	case err = <-srv.Done():
