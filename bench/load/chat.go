@@ -42,9 +42,9 @@ func newChat(l *load) *chat {
 	return c
 }
 
-// received is called by the reader of client i for each message.
-func (c *chat) received(i int, el *xmlstream.Element) {
-	now := time.Since(c.l.t0)
+// received is called by the reader of client i for each message, which
+// arrived at time now (since the run's start).
+func (c *chat) received(i int, el *xmlstream.Element, now time.Duration) {
 	if el.Get("type") == "error" {
 		c.bounced.Add(1)
 		c.l.errs.add(fmt.Errorf("message bounced: %s", short(el)))
@@ -99,7 +99,7 @@ func (c *chat) run(s *summary) {
 		return
 	}
 	cpu0 := c.l.serverCPU()
-	start := time.Since(c.l.t0)
+	start := time.Duration(c.l.sinceStart())
 	var wg sync.WaitGroup
 	for a, i := range live {
 		to := c.l.user(live[(a+1)%len(live)]) + "@" + c.l.o.domain
@@ -142,7 +142,7 @@ func (c *chat) run(s *summary) {
 }
 
 func (c *chat) send(i int, to string, seq int) bool {
-	ts := time.Since(c.l.t0).Nanoseconds()
+	ts := c.l.sinceStart()
 	err := c.l.clients[i].send("<message type='chat' to='" + to + "' id='m" + strconv.Itoa(i) + "-" + strconv.Itoa(seq) +
 		"'><body>t=" + strconv.FormatInt(ts, 10) + "</body></message>")
 	if err != nil {

@@ -33,7 +33,8 @@ const stepTimeout = 30 * time.Second
 // stanzas. One goroutine reads; writes are serialized by wmu.
 type client struct {
 	ctx    context.Context // the run's overall deadline
-	conn   net.Conn
+	conn   net.Conn        // the TCP connection, then TLS over it
+	raw    net.Conn        // the TCP connection: stamped (see stampConn) where possible
 	r      *xmlstream.Reader
 	domain string
 	feats  *xmlstream.Element
@@ -58,7 +59,8 @@ func dial(ctx context.Context, addr, domain string) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	c := &client{ctx: ctx, conn: conn, domain: domain}
+	conn = stamped(conn)
+	c := &client{ctx: ctx, conn: conn, raw: conn, domain: domain}
 	c.r = xmlstream.NewReader(bufio.NewReaderSize(conn, 4096), xmlstream.Limits{})
 	if err := c.open(); err != nil {
 		_ = conn.Close()

@@ -298,6 +298,11 @@ func (l *load) wait(d time.Duration) {
 	}
 }
 
+// sinceStart is the time since the run began, in ns, on the wall clock:
+// the clock the kernel stamps arrivals with (stampConn), so that a send
+// and an arrival are on one clock.
+func (l *load) sinceStart() int64 { return time.Now().UnixNano() - l.t0.UnixNano() }
+
 func (l *load) user(i int) string { return l.o.prefix + strconv.Itoa(i+1) }
 
 // key returns user i's SCRAM client kept since the warm-up, or nil.
@@ -429,7 +434,12 @@ func (l *load) read(i int, c *client) {
 		switch el.Name.Local {
 		case "message":
 			if l.chat != nil {
-				l.chat.received(i, el)
+				// When the message reached the socket; else now.
+				at := time.Duration(l.sinceStart())
+				if ns, ok := lastArrival(c.raw); ok {
+					at = time.Duration(ns - l.t0.UnixNano())
+				}
+				l.chat.received(i, el, at)
 			}
 		case "iq":
 			if t := el.Get("type"); (t == "get" || t == "set") && el.Child("urn:xmpp:ping", "ping") != nil {
