@@ -7,9 +7,11 @@
 // pages stay mapped, because at idle no collection runs and the scavenger
 // keeps what the heap goal allows. On a Raspberry Pi that is memory taken
 // from the page cache for hours. The tidier watches runtime/metrics and,
-// when allocation has gone quiet with much more memory held than the live
-// heap needs, runs debug.FreeOSMemory once (a collection and a scavenge,
-// milliseconds of CPU), then waits for the next burst.
+// when allocation has gone quiet after a burst, runs debug.FreeOSMemory
+// once (a collection and a scavenge, milliseconds of CPU), then waits for
+// the next burst. Whether the heap holds garbage cannot be told without a
+// collection: the live heap the runtime reports is that of the last one,
+// which may have run at the peak.
 package tidy
 
 import (
@@ -28,16 +30,16 @@ type Rules struct {
 	// Quiet is the most allocated in one interval for the server to count
 	// as idle.
 	Quiet uint64
-	// Spare is the least held beyond the live heap (garbage not yet
-	// collected, free pages not yet released) worth returning.
-	Spare uint64
-	// Burst is how much must be allocated after a tidy before the next one.
+	// Small is the heap (held) below which there is nothing worth doing.
+	Small uint64
+	// Burst is how much must be allocated (since the start, then since
+	// the last tidy) for a tidy.
 	Burst uint64
 }
 
-// Default rules: idle below 1 MB per interval, at least 2 MB to return, a
-// new tidy after 16 MB of allocation.
-var Default = Rules{Quiet: 1 << 20, Spare: 2 << 20, Burst: 16 << 20}
+// Default rules: idle below 1 MB per interval, a heap of at least 4 MB, a
+// tidy after each 16 MB of allocation at most.
+var Default = Rules{Quiet: 1 << 20, Small: 4 << 20, Burst: 16 << 20}
 
 // Sample is what a decision needs from runtime/metrics.
 type Sample struct {
@@ -51,8 +53,7 @@ type Tidier struct {
 	rules     Rules
 	last      Sample
 	haveLast  bool
-	sinceTidy uint64 // bytes allocated since the last tidy
-	tidied    bool   // a tidy happened and no burst has followed
+	sinceTidy uint64 // bytes allocated since the last tidy (or the start)
 }
 
 // New returns a tidier with rules r.
@@ -61,22 +62,19 @@ func New(r Rules) *Tidier { return &Tidier{rules: r} }
 // Next takes the sample of this interval and reports whether to tidy now.
 func (t *Tidier) Next(s Sample) bool {
 	if !t.haveLast {
-		t.last, t.haveLast = s, true
+		t.last, t.haveLast, t.sinceTidy = s, true, s.Allocs
 		return false
 	}
 	allocated := s.Allocs - t.last.Allocs
 	t.last = s
 	t.sinceTidy += allocated
-	if t.tidied && t.sinceTidy < t.rules.Burst {
-		return false
-	}
 	// Before the first collection Live is 0 and the garbage of start-up
 	// is all there is: collecting it costs more (the collector's own
 	// structures) than it returns.
-	if s.Live == 0 || allocated > t.rules.Quiet || s.Held < s.Live+t.rules.Spare {
+	if s.Live == 0 || t.sinceTidy < t.rules.Burst || allocated > t.rules.Quiet || s.Held < t.rules.Small {
 		return false
 	}
-	t.tidied, t.sinceTidy = true, 0
+	t.sinceTidy = 0
 	return true
 }
 

@@ -8,9 +8,10 @@ import (
 
 func TestNext(t *testing.T) {
 	const mb = 1 << 20
-	r := Rules{Quiet: 1 * mb, Spare: 2 * mb, Burst: 16 * mb}
+	r := Rules{Quiet: 1 * mb, Small: 4 * mb, Burst: 16 * mb}
 	// steps: allocated in the interval (MB), live and held at its end (MB),
-	// and whether to tidy.
+	// and whether to tidy. The first step is the start: allocated then is
+	// what the process allocated before.
 	type step struct {
 		alloc, live, held float64
 		want              bool
@@ -19,13 +20,15 @@ func TestNext(t *testing.T) {
 		name  string
 		steps []step
 	}{
-		{"quiet from the start, nothing spare", []step{{0, 8, 9, false}, {0, 8, 9, false}}},
-		{"before the first collection", []step{{0, 0, 3, false}, {0, 0, 3, false}}},
-		{"burst, then quiet with garbage held", []step{{0, 2, 3, false}, {40, 8, 14, false}, {0.5, 8, 14, true}}},
-		{"once per burst", []step{{0, 2, 3, false}, {40, 8, 14, false}, {0.5, 8, 14, true}, {0.1, 8, 11, false}, {0.1, 8, 11, false}}},
-		{"the next burst allows the next tidy", []step{{0, 2, 3, false}, {40, 8, 14, false}, {0, 8, 14, true}, {20, 9, 15, false}, {0, 9, 15, true}}},
-		{"busy: allocation never quiet", []step{{0, 2, 3, false}, {40, 8, 14, false}, {5, 8, 14, false}, {5, 8, 14, false}}},
-		{"quiet but little spare", []step{{0, 2, 3, false}, {40, 8, 14, false}, {0, 8, 9.5, false}}},
+		{"quiet from the start", []step{{1, 2, 5, false}, {0, 2, 5, false}, {0, 2, 5, false}}},
+		{"before the first collection", []step{{1, 0, 5, false}, {40, 0, 40, false}, {0, 0, 40, false}}},
+		{"burst, then quiet", []step{{1, 2, 5, false}, {40, 8, 14, false}, {0.5, 8, 14, true}}},
+		{"once per burst", []step{{1, 2, 5, false}, {40, 8, 14, false}, {0.5, 8, 14, true}, {0.1, 8, 11, false}, {0.1, 8, 11, false}}},
+		{"the next burst allows the next tidy", []step{{1, 2, 5, false}, {40, 8, 14, false}, {0, 8, 14, true}, {20, 9, 15, false}, {0, 9, 15, true}}},
+		{"busy: allocation never quiet", []step{{1, 2, 5, false}, {40, 8, 14, false}, {5, 8, 14, false}, {5, 8, 14, false}}},
+		{"a burst of many small ones", []step{{1, 2, 5, false}, {0.9, 2, 5, false}, {8, 2, 6, false}, {8, 2, 6, false}, {0.5, 2, 6, true}}},
+		{"live heap from a collection at the peak", []step{{1, 2, 5, false}, {40, 30, 31, false}, {0, 30, 31, true}}},
+		{"small heap", []step{{1, 1, 2, false}, {40, 1, 3, false}, {0, 1, 3, false}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
