@@ -132,6 +132,8 @@ type DB struct {
 
 	reqPool sync.Pool
 
+	failBegin atomic.Pointer[error] // tests: the next transaction fails to begin with it
+
 	repl   Replicator // nil: single node (see SetReplicator)
 	pushMu sync.Mutex // serializes PushPending
 	pushed [2]int64   // max rowids of events and server_events known replicated (PushPending)
@@ -410,6 +412,10 @@ func (db *DB) commit(t *wtx, batch []*request, errs []error) []error {
 		return errs
 	}
 	tx, err := db.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if p := db.failBegin.Swap(nil); p != nil && err == nil {
+		_ = tx.Rollback()
+		err = *p
+	}
 	if err != nil {
 		db.logger.Error("storage: begin", "err", err)
 		return fail(fmt.Errorf("begin: %w", err))

@@ -162,6 +162,9 @@ func (db *DB) ApplyReplicated(ctx context.Context, pos uint64, data []byte) (App
 	return got[0], errs[0]
 }
 
+// errEarlierNotApplied refuses an entry after one that was not applied.
+var errEarlierNotApplied = errors.New("an earlier entry of the batch was not applied")
+
 // Replicated is an entry of the shared log at position Pos.
 type Replicated struct {
 	Pos  uint64
@@ -179,7 +182,15 @@ func (db *DB) ApplyReplicatedBatch(ctx context.Context, entries []Replicated) ([
 	got := make([]Applied, len(entries))
 	errs := make([]error, len(entries))
 	fns := make([]func(*wtx) error, len(entries))
-	var stop error // the first failure other than ErrCorrupt; set on the writer
+	// On the writer: the first failure other than ErrCorrupt; the index of
+	// the entry expected next; the highest position applied so far. The
+	// writer may split the entries over several transactions, and one may
+	// fail as a whole (begin, commit): an entry whose predecessors did not
+	// all run, or whose applied predecessors are not in the cursor, stops
+	// the rest, so that the cursor never passes an entry not applied.
+	var stop error
+	var next int
+	var want uint64
 	for i, re := range entries {
 		pos := re.Pos
 		e, derr := decodeEntry(re.Data)
@@ -196,6 +207,10 @@ func (db *DB) ApplyReplicatedBatch(ctx context.Context, entries []Replicated) ([
 				if err != nil {
 					return err
 				}
+				if i != next || cur < want {
+					return errEarlierNotApplied
+				}
+				next = i + 1
 				if pos <= cur {
 					return nil
 				}
@@ -205,6 +220,7 @@ func (db *DB) ApplyReplicatedBatch(ctx context.Context, entries []Replicated) ([
 				if err := t.applyEntry(&e, pos, &got[i]); err != nil {
 					return err
 				}
+				want = pos
 				return t.setCursor(pos)
 			}()
 			if err != nil && !errors.Is(err, storage.ErrCorrupt) {
@@ -214,11 +230,15 @@ func (db *DB) ApplyReplicatedBatch(ctx context.Context, entries []Replicated) ([
 		}
 	}
 	var corruptAt uint64 // the last corrupt entry before any other failure
+	failed := false
 	for i, err := range db.submitAll(ctx, fns, true) {
 		if err != nil {
 			got[i] = Applied{}
 			errs[i] = fmt.Errorf("apply replicated entry %d: %w", entries[i].Pos, err)
-			if errors.Is(err, storage.ErrCorrupt) {
+			switch {
+			case !errors.Is(err, storage.ErrCorrupt):
+				failed = true
+			case !failed:
 				corruptAt = entries[i].Pos
 			}
 		}

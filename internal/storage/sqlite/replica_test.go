@@ -726,3 +726,38 @@ func TestApplyBatch(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestApplyBatchFailedTransaction: the writer splits a large batch over
+// several transactions; when one fails as a whole (here: it cannot begin),
+// the entries after it are not applied either, so the apply cursor stays
+// below the first entry that was not.
+func TestApplyBatchFailedTransaction(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t)
+	entries := make([]Replicated, maxBatch+50) // more than one transaction holds
+	for i := range entries {
+		// Corrupt entries: each would move the cursor past itself.
+		entries[i] = Replicated{Pos: uint64(i + 1), Data: []byte("{")}
+	}
+	errIO := errors.New("disk I/O error")
+	db.failBegin.Store(&errIO)
+	_, errs := db.ApplyReplicatedBatch(ctx, entries)
+	if !errors.Is(errs[0], errIO) {
+		t.Fatalf("first entry: %v, want the failed begin", errs[0])
+	}
+	for i, err := range errs {
+		if err == nil || errors.Is(err, storage.ErrCorrupt) {
+			t.Fatalf("entry %d after the failed transaction: %v, want it refused", i+1, err)
+		}
+	}
+	if cur, err := db.ReplicaCursor(ctx); err != nil || cur != 0 {
+		t.Errorf("ReplicaCursor = %d, %v; want 0: nothing was applied", cur, err)
+	}
+	// Given again, the batch applies (the corrupt entries are passed over).
+	if _, errs := db.ApplyReplicatedBatch(ctx, entries); !errors.Is(errs[len(errs)-1], storage.ErrCorrupt) {
+		t.Errorf("again: last entry %v, want corrupt", errs[len(errs)-1])
+	}
+	if cur, err := db.ReplicaCursor(ctx); err != nil || cur != uint64(len(entries)) {
+		t.Errorf("ReplicaCursor after the retry = %d, %v; want %d", cur, err, len(entries))
+	}
+}
