@@ -38,6 +38,7 @@ type Config struct {
 	Limits           xmlstream.Limits // after
 	StanzasPerSecond int              // sustained rate per session; bursts of twice that
 	HandshakeTimeout time.Duration    // from connect to bound resource
+	StanzaTimeout    time.Duration    // for a bound client to finish a stanza it began
 	MaxConnections   int
 	MaxQueueBytes    int // outbound bytes a slow client may have pending
 	Logger           *slog.Logger
@@ -69,6 +70,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 30 * time.Second
+	}
+	if cfg.StanzaTimeout == 0 {
+		cfg.StanzaTimeout = time.Minute
 	}
 	if cfg.MaxQueueBytes == 0 {
 		cfg.MaxQueueBytes = 1 << 20

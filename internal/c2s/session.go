@@ -170,6 +170,10 @@ func (s *Session) wake() {
 			}
 		}
 		s.paid = false
+		// A client that begins a stanza has StanzaTimeout to send the
+		// rest (then connection-timeout): it cannot hold the worker by
+		// stopping half way.
+		_ = s.t.setReadDeadline(time.Now().Add(s.srv.cfg.StanzaTimeout))
 		ok, err := s.t.ready()
 		if err == nil && ok {
 			var el *xmlstream.Element
@@ -190,6 +194,7 @@ func (s *Session) wake() {
 		if ok {
 			continue // more is buffered
 		}
+		_ = s.t.setReadDeadline(time.Time{}) // parked, the session waits as long as the client likes
 		if s.t.whenReadable(s.srv.poll, s.wakeFn) {
 			return // the session is the poller's until the client sends more
 		}

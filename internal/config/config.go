@@ -108,6 +108,7 @@ type Limits struct {
 	Attrs              int      `toml:"attrs"`                // most attributes on one element
 	StanzasPerSecond   int      `toml:"stanzas_per_second"`   // sustained rate; bursts up to twice this
 	HandshakeTimeout   Duration `toml:"handshake_timeout"`    // stream open + TLS + SASL + bind
+	StanzaTimeout      Duration `toml:"stanza_timeout"`       // to finish a stanza once begun
 	GCPercent          int      `toml:"gc_percent"`           // Go garbage collector target (GOGC); lower holds less memory for more CPU
 	// Memory is a soft limit on the memory the Go runtime holds (heap,
 	// stacks and its own structures, not the binary's pages): as it nears
@@ -137,6 +138,15 @@ type Cluster struct {
 
 // Enabled reports whether the node is part of a cluster.
 func (c *Cluster) Enabled() bool { return c.Name != "" }
+
+// RouteAddress is the address the other nodes reach this one's routes at:
+// advertise if set, else listen.
+func (c *Cluster) RouteAddress() string {
+	if c.Advertise != "" {
+		return c.Advertise
+	}
+	return c.Listen
+}
 
 // Log configures logging.
 type Log struct {
@@ -259,6 +269,7 @@ func Default() Config {
 			Attrs:              64,
 			StanzasPerSecond:   200,
 			HandshakeTimeout:   Duration{30 * time.Second},
+			StanzaTimeout:      Duration{time.Minute},
 			GCPercent:          50,
 		},
 		Log: Log{Level: "info"},

@@ -253,6 +253,7 @@ func TestValidate(t *testing.T) {
 		{"attrs", func(c *Config) { c.Limits.Attrs = 0 }, []string{"limits.attrs: 0 is below 8"}},
 		{"rate", func(c *Config) { c.Limits.StanzasPerSecond = 0 }, []string{"limits.stanzas_per_second: 0 must be at least 1"}},
 		{"handshake", func(c *Config) { c.Limits.HandshakeTimeout = Duration{time.Millisecond} }, []string{`limits.handshake_timeout: "1ms" is shorter than 1s`}},
+		{"stanza timeout", func(c *Config) { c.Limits.StanzaTimeout = Duration{0} }, []string{`limits.stanza_timeout: "0s" is shorter than 1s`}},
 		{"memory small", func(c *Config) { c.Limits.Memory = 8 << 20 }, []string{`limits.memory: "8MB" is below 16MB`}},
 		{"memory bytes", func(c *Config) { c.Limits.Memory = 64 }, []string{`limits.memory: "64B" is below 16MB`}},
 		{"memory at least", func(c *Config) { c.Limits.Memory = 16 << 20 }, nil},

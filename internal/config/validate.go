@@ -120,7 +120,7 @@ func (c *Config) Validate() error {
 		if reason := checkDomain(d); reason != "" {
 			add("s2s.routes", d, reason)
 		}
-		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		if !isHostPort(addr) {
 			add("s2s.routes."+d, addr, `is not host:port (e.g. "192.168.1.20:5269")`)
 		}
 	}
@@ -175,6 +175,9 @@ func (c *Config) Validate() error {
 	if l.HandshakeTimeout.Duration < minHandshake {
 		add("limits.handshake_timeout", l.HandshakeTimeout, "is shorter than 1s")
 	}
+	if l.StanzaTimeout.Duration < minHandshake {
+		add("limits.stanza_timeout", l.StanzaTimeout, "is shorter than 1s")
+	}
 	if l.Memory != 0 && l.Memory < minMemory {
 		add("limits.memory", l.Memory.String(), `is below 16MB ("" = no limit)`)
 	}
@@ -183,11 +186,11 @@ func (c *Config) Validate() error {
 		if !validNodeName(cl.Name) {
 			add("cluster.name", cl.Name, "must be 1-32 of a-z, 0-9, - and _")
 		}
-		if _, port, err := net.SplitHostPort(cl.Listen); (err != nil || port == "") && !(cl.Leaf && cl.Listen == "") {
+		if !isHostPort(cl.Listen) && !(cl.Leaf && cl.Listen == "") {
 			add("cluster.listen", cl.Listen, `is not host:port (e.g. "10.0.0.1:7422")`)
 		}
 		if cl.LeafListen != "" {
-			if _, port, err := net.SplitHostPort(cl.LeafListen); err != nil || port == "" {
+			if !isHostPort(cl.LeafListen) {
 				add("cluster.leaf_listen", cl.LeafListen, `is not host:port (e.g. "0.0.0.0:7423")`)
 			} else if cl.Leaf {
 				add("cluster.leaf_listen", cl.LeafListen, "is set on a leaf node: only full nodes accept leaf nodes")
@@ -197,7 +200,7 @@ func (c *Config) Validate() error {
 			add("cluster.max_clients", cl.MaxClients, "is negative (0 = no limit)")
 		}
 		if cl.Advertise != "" {
-			if _, port, err := net.SplitHostPort(cl.Advertise); err != nil || port == "" {
+			if !isHostPort(cl.Advertise) {
 				add("cluster.advertise", cl.Advertise, `is not host:port (e.g. "203.0.113.5:7422")`)
 			}
 		}
@@ -205,7 +208,7 @@ func (c *Config) Validate() error {
 			add("cluster.peers", cl.Peers, "is empty: a cluster needs the other nodes' addresses")
 		}
 		for i, p := range cl.Peers {
-			if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+			if !isHostPort(p) {
 				add(fmt.Sprintf("cluster.peers[%d]", i), p, `is not host:port (e.g. "10.0.0.2:7422")`)
 			} else if p == cl.Listen {
 				add(fmt.Sprintf("cluster.peers[%d]", i), p, "is this node's own cluster.listen")
@@ -274,4 +277,10 @@ func checkDomain(d string) string {
 		}
 	}
 	return ""
+}
+
+// isHostPort reports whether s is host:port with a port.
+func isHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	return err == nil && port != ""
 }

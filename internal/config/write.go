@@ -119,6 +119,8 @@ attrs = {{.Limits.Attrs}}
 stanzas_per_second = {{.Limits.StanzasPerSecond}}
 # Time allowed to connect, start TLS and log in, e.g. "30s" or "1m".
 handshake_timeout = {{q .Limits.HandshakeTimeout.String}}
+# Time a logged-in client has to finish a stanza it began sending.
+stanza_timeout = {{q .Limits.StanzaTimeout.String}}
 # How much garbage memory may grow before it is collected, in percent of the
 # memory in use (Go's GOGC; the GOGC environment variable wins). Lower keeps
 # the server smaller for a little more CPU.
@@ -264,6 +266,7 @@ func fileValues(c *Config) map[string]string {
 		".Limits.Attrs":                     d(c.Limits.Attrs),
 		".Limits.StanzasPerSecond":          d(c.Limits.StanzasPerSecond),
 		"q .Limits.HandshakeTimeout.String": q(c.Limits.HandshakeTimeout.String()),
+		"q .Limits.StanzaTimeout.String":    q(c.Limits.StanzaTimeout.String()),
 		".Limits.GCPercent":                 d(c.Limits.GCPercent),
 		"q .Limits.Memory.String":           q(c.Limits.Memory.String()),
 		"q .Log.Level":                      q(c.Log.Level),

@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"casp3r/internal/config"
 	"casp3r/internal/xmpptest"
@@ -82,5 +83,34 @@ func TestWrongStreamHeader(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestUnfinishedStanza: a logged-in client that begins a stanza and stops
+// gets connection-timeout after limits.stanza_timeout, and holds nothing of
+// the server meanwhile: another client is served.
+func TestUnfinishedStanza(t *testing.T) {
+	s := runServer(t, func(c *config.Config) { c.Limits.StanzaTimeout = config.Duration{Duration: time.Second} })
+	s.addUser("mallory", "m")
+	s.addUser("bystander", "b")
+	c := xmpptest.Login(t, s.addr(), testDomain, "mallory", "m", "x")
+	by := xmpptest.Login(t, s.addr(), testDomain, "bystander", "b", "pc")
+	start := time.Now()
+	c.SendRaw("<message to='bystander@" + testDomain + "'><body>and then")
+	by.SendRaw("<iq type='get' id='alive' to='" + testDomain + "'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if el := by.Expect("ping", byID("alive")); el.Get("type") != "result" {
+		t.Fatalf("bystander: %s", el)
+	}
+	if got, want := c.ExpectStreamError(), "connection-timeout"; got != want {
+		t.Fatalf("stream error %q, want %q", got, want)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("connection-timeout after %v, before the 1s stanza_timeout", d)
+	}
+	// The bystander sat idle between its stanzas for longer than the
+	// timeout meanwhile: that is not an unfinished stanza.
+	by.SendRaw("<iq type='get' id='still' to='" + testDomain + "'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if el := by.Expect("ping", byID("still")); el.Get("type") != "result" {
+		t.Fatalf("bystander after idling: %s", el)
 	}
 }

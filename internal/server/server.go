@@ -184,6 +184,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ver string, 
 		},
 		StanzasPerSecond: cfg.Limits.StanzasPerSecond,
 		HandshakeTimeout: cfg.Limits.HandshakeTimeout.Duration,
+		StanzaTimeout:    cfg.Limits.StanzaTimeout.Duration,
 		MaxConnections:   cfg.C2S.MaxConnections,
 		Logger:           log.With("part", "c2s"),
 	}

@@ -40,8 +40,8 @@ type Conn struct {
 // connection holds one while it reads.
 const readBufSize = 512
 
-// readBufs holds the read buffers of connections that are idle (see
-// Ready) or gone, for the connections that read next.
+// readBufs holds the read buffers connections lend out while idle (see
+// Ready), for the connections that read next.
 var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
 
 // getReadBuf returns a read buffer reading from c.
@@ -123,8 +123,9 @@ func (s *Conn) WaitReadable() error {
 // Ready reports whether the start of an element is buffered, so that Next
 // will not wait for the peer before it has a first byte. It drops the
 // whitespace between elements (keepalives) and reads only what can be read
-// without waiting: after WaitReadable, what the socket holds; over TLS, what
-// crypto/tls has decrypted or received whole already. A deadline passing is
+// without waiting: after WaitReadable, what the socket holds (over TLS,
+// waiting at most wokenRecordWait for the rest of a record it began); else
+// what crypto/tls has decrypted or received whole already. A deadline passing is
 // not an error here (Ready then reports false), unless Interrupt was called.
 //
 // When Ready reports false, with nothing buffered, the connection lends its
@@ -151,6 +152,15 @@ func (s *Conn) Ready() (bool, error) {
 		}
 		var err error
 		switch {
+		case woken && s.tls != nil:
+			// The socket has bytes, but perhaps not a whole TLS record,
+			// which crypto/tls would wait for: a client that stops half
+			// way must not hold the caller. crypto/tls keeps the part it
+			// read; the connection parks until more comes.
+			woken = false
+			_ = s.raw.SetReadDeadline(time.Now().Add(wokenRecordWait))
+			_, err = s.br.Peek(1)
+			_ = s.setRawReadDeadline(s.deadline)
 		case woken: // the socket has bytes: this read does not wait
 			woken = false
 			_, err = s.br.Peek(1)
@@ -233,6 +243,10 @@ func (s *Conn) fillHeld() error {
 	_ = s.setRawReadDeadline(s.deadline)
 	return err
 }
+
+// wokenRecordWait bounds how long Ready waits for the rest of a TLS record
+// whose start woke the connection.
+const wokenRecordWait = 200 * time.Millisecond
 
 // longAgo is a read deadline that has passed.
 var longAgo = time.Unix(1, 0)

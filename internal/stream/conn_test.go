@@ -186,7 +186,10 @@ func TestReadySkipsWhitespace(t *testing.T) {
 	}
 }
 
-func TestReadyWaitsOutPartialRecord(t *testing.T) {
+// TestReadyPartialRecord: a client that sends part of a TLS record and
+// stops does not hold the reader: Ready reports not ready, and the record
+// is read whole once the rest comes.
+func TestReadyPartialRecord(t *testing.T) {
 	srv, cli, bc := tlsPairOpen(t)
 	bc.start()
 	if _, err := cli.Write([]byte("<partial/>")); err != nil {
@@ -199,30 +202,28 @@ func TestReadyWaitsOutPartialRecord(t *testing.T) {
 	if _, err := bc.Conn.Write(rec[:7]); err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan string, 1)
-	go func() {
-		// Ready's read after a wake waits for the rest of the record.
-		if err := srv.WaitReadable(); err != nil {
-			got <- err.Error()
-			return
-		}
-		ok, err := srv.Ready()
-		if err != nil || !ok {
-			got <- "not ready"
-			return
-		}
-		el, err := srv.Next()
-		if err != nil {
-			got <- err.Error()
-			return
-		}
-		got <- el.Name.Local
-	}()
+	if err := srv.WaitReadable(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if ok, err := srv.Ready(); ok || err != nil {
+		t.Fatalf("Ready with 7 bytes of a record = %v, %v; want false, nil", ok, err)
+	}
+	if d := time.Since(start); d > 10*wokenRecordWait {
+		t.Errorf("Ready waited %v for the rest of the record, want about %v", d, wokenRecordWait)
+	}
 	if _, err := bc.Conn.Write(rec[7:]); err != nil {
 		t.Fatal(err)
 	}
-	if g := <-got; g != "partial" {
-		t.Fatalf("got %q, want <partial>", g)
+	if err := srv.WaitReadable(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := srv.Ready(); !ok || err != nil {
+		t.Fatalf("Ready with the whole record = %v, %v; want true", ok, err)
+	}
+	el, err := srv.Next()
+	if err != nil || el.Name.Local != "partial" {
+		t.Fatalf("Next = %v, %v; want <partial/>", el, err)
 	}
 }
 
