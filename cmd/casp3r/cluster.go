@@ -83,7 +83,7 @@ func clusterToken(cfg *config.Config, stdout io.Writer) error {
 	t := joinToken{
 		Domain: cfg.Domain,
 		Secret: secret,
-		Peers:  append([]string{cfg.Cluster.Listen}, cfg.Cluster.Peers...),
+		Peers:  append([]string{cfg.Cluster.RouteAddress()}, cfg.Cluster.Peers...),
 	}
 	if addr := leafAddr(cfg.Cluster); addr != "" {
 		t.Leaf = []string{addr}

@@ -94,6 +94,28 @@ func TestClusterInit(t *testing.T) {
 		t.Errorf("joiner leaf_listen %q without --cluster-leaf-listen", cfg.Cluster.LeafListen)
 	}
 
+	t.Run("a bad --force init keeps the node as it was", func(t *testing.T) {
+		other := filepath.Join(t.TempDir(), "other")
+		if code, _, errOut := casp3r(t, "", "init", "--data", other, "--domain", "other.test", "--listen", "10.0.0.9"); code != 0 {
+			t.Fatalf("init: %d %s", code, errOut)
+		}
+		cfgBefore, _ := os.ReadFile(filepath.Join(other, config.FileName))
+		secretBefore, _ := os.ReadFile(filepath.Join(other, server.SecretFile))
+		code, _, errOut := casp3r(t, "", "init", "--data", other, "--force", "--listen", "10.0.0.9",
+			"--join", "10.0.0.1:7422", "--token", tok, "--cluster-name", "Node B")
+		if code == 0 || !strings.Contains(errOut, "cluster.name") {
+			t.Fatalf("init --force with a bad name: %d %q, want an error naming cluster.name", code, errOut)
+		}
+		cfgAfter, _ := os.ReadFile(filepath.Join(other, config.FileName))
+		secretAfter, _ := os.ReadFile(filepath.Join(other, server.SecretFile))
+		if len(cfgBefore) == 0 || string(cfgAfter) != string(cfgBefore) {
+			t.Error("the failed init changed or removed the node's config")
+		}
+		if len(secretBefore) == 0 || string(secretAfter) != string(secretBefore) {
+			t.Error("the failed init replaced the node's secret")
+		}
+	})
+
 	t.Run("leaf", func(t *testing.T) {
 		leaf := filepath.Join(t.TempDir(), "leaf")
 		code, out, errOut := casp3r(t, "", "init", "--data", leaf, "--listen", "192.168.1.9",
@@ -161,6 +183,32 @@ func TestLeafAddr(t *testing.T) {
 		if got := leafAddr(cl); got != tt.want {
 			t.Errorf("leafAddr(leaf_listen %q, advertise %q, listen %q) = %q, want %q",
 				tt.leafListen, tt.advertise, tt.listen, got, tt.want)
+		}
+	}
+}
+
+// TestJoinTokenRouteAddress: the token gives joining nodes the address the
+// node advertises, not a listen address they may not reach.
+func TestJoinTokenRouteAddress(t *testing.T) {
+	tests := []struct {
+		listen, advertise, want string
+	}{
+		{"127.0.0.5:7422", "", "127.0.0.5:7422"},
+		{"0.0.0.0:7422", "node-a.example.net:7422", "node-a.example.net:7422"},
+	}
+	for _, tt := range tests {
+		cfg := &config.Config{Dir: t.TempDir(), Domain: "example.net",
+			Cluster: config.Cluster{Name: "a", Listen: tt.listen, Advertise: tt.advertise, Peers: []string{"127.0.0.6:7422"}}}
+		var out strings.Builder
+		if err := clusterToken(cfg, &out); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := decodeJoinToken(strings.TrimSpace(out.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{tt.want, "127.0.0.6:7422"}; !slices.Equal(tok.Peers, want) {
+			t.Errorf("listen %q, advertise %q: token peers %q, want %q", tt.listen, tt.advertise, tok.Peers, want)
 		}
 	}
 }

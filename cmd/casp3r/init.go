@@ -64,6 +64,20 @@ func cmdInit(args []string, stdin io.Reader, stdout io.Writer) error {
 			return usagef("init needs --domain DOMAIN")
 		}
 	}
+	// Check everything before replacing anything: a bad flag leaves the old
+	// config and secret as they were.
+	newCfg := config.Default()
+	newCfg.Domain, newCfg.Listen, newCfg.Cluster = *domain, *listen, clusterCfg
+	if abs, err := filepath.Abs(*data); err == nil {
+		newCfg.Dir = abs
+	}
+	if err := newCfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	secretPath := filepath.Join(*data, server.SecretFile)
+	if _, err := os.Stat(secretPath); err == nil && tok != nil && !*force {
+		return fmt.Errorf("%s exists; use --force to replace it with the cluster's secret", secretPath)
+	}
 	cfgPath := filepath.Join(*data, config.FileName)
 	if _, err := os.Stat(cfgPath); err == nil {
 		if !*force {
@@ -76,20 +90,18 @@ func cmdInit(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err := os.MkdirAll(*data, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
 	}
-	newCfg := config.Default()
-	newCfg.Domain, newCfg.Listen, newCfg.Cluster = *domain, *listen, clusterCfg
 	if err := config.Write(*data, newCfg); err != nil {
 		return fmt.Errorf("write config: %w", err)
-	}
-	if tok != nil {
-		if err := writeSecret(*data, tok.Secret, *force); err != nil {
-			return err
-		}
 	}
 	cfg, err := config.Load(*data)
 	if err != nil {
 		_ = os.Remove(cfgPath)
 		return err
+	}
+	if tok != nil {
+		if err := server.WriteSecret(cfg.Dir, tok.Secret); err != nil {
+			return err
+		}
 	}
 	certPath, keyPath := cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key)
 	if *force {
@@ -242,20 +254,6 @@ func trimName(s string) string {
 }
 
 // writeSecret writes the cluster's shared secret as the node secret.
-func writeSecret(dir string, secret []byte, force bool) error {
-	path := filepath.Join(dir, server.SecretFile)
-	if _, err := os.Stat(path); err == nil && !force {
-		return fmt.Errorf("%s exists; use --force to replace it with the cluster's secret", path)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("create keys folder: %w", err)
-	}
-	if err := os.WriteFile(path, secret, 0o600); err != nil {
-		return fmt.Errorf("write the cluster's secret: %w", err)
-	}
-	return nil
-}
-
 // printJoin tells how the other nodes join.
 func printJoin(cfg *config.Config, stdout io.Writer) error {
 	cl := cfg.Cluster
@@ -272,7 +270,7 @@ func printJoin(cfg *config.Config, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "Note: this casp3r was built without cluster support; serve needs a build made with -tags cluster.")
 	}
 	fmt.Fprintf(stdout, "Start the nodes of a new cluster together: each waits for a majority of them.\n")
-	fmt.Fprintf(stdout, "Another node joins with:\n  casp3r init --data DIR --join %s --token TOKEN --cluster-name NAME --cluster-listen HOST:PORT\n", cl.Listen)
+	fmt.Fprintf(stdout, "Another node joins with:\n  casp3r init --data DIR --join %s --token TOKEN --cluster-name NAME --cluster-listen HOST:PORT\n", cl.RouteAddress())
 	if addr := leafAddr(cl); addr != "" {
 		fmt.Fprintf(stdout, "A leaf node (serves clients, no vote) joins with:\n  casp3r init --data DIR --leaf --join %s --token TOKEN --cluster-name NAME\n", addr)
 	}

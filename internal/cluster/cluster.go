@@ -39,8 +39,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -109,8 +107,8 @@ type Config struct {
 	Peers []string
 	// Secret authenticates routes and leaf node connections (each with a
 	// password of its own derived from it): a node must know it to join.
-	// Required when Peers is not empty. Neither is encrypted (see the
-	// design note).
+	// Required when Peers is not empty. Both are TLS 1.3 with
+	// certificates from a cluster CA derived from it (see linkTLS).
 	Secret string
 	// Leaf makes this node a leaf node: no routes, no JetStream (no vote,
 	// no replica), one leaf node connection to a full node listed in Peers.
@@ -432,9 +430,7 @@ func leafOptions(cfg *Config, opts *server.Options, tc *tls.Config) *server.Opti
 // shared secret; it differs from the route password, so that what a leaf
 // node's link reveals does not let anyone join as a voting node.
 func leafPassword(secret string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte("casp3r cluster leaf v1"))
-	return hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(Derive([]byte(secret), "casp3r cluster leaf v1"))
 }
 
 // routePassword derives the route password from the shared secret, so that
@@ -442,9 +438,7 @@ func leafPassword(secret string) string {
 // serve other purposes later) never travels. It travels inside the route's
 // TLS (see linkTLS).
 func routePassword(secret string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte("casp3r cluster route v1"))
-	return hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(Derive([]byte(secret), "casp3r cluster route v1"))
 }
 
 // waitReady polls until the server accepts connections and, when clustered,

@@ -79,16 +79,13 @@ type LogInfo struct {
 	Replicas []string
 }
 
-// LogInfo asks the log stream's leader for its state, once.
+// LogInfo asks the log stream's leader for its state, in one request.
 func (n *Node) LogInfo(ctx context.Context) (LogInfo, error) {
 	s, err := n.js.Stream(ctx, LogStream)
 	if err != nil {
 		return LogInfo{}, fmt.Errorf("log info: %w", err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return LogInfo{}, fmt.Errorf("log info: %w", err)
-	}
+	info := s.CachedInfo() // fetched by Stream just now
 	li := LogInfo{LastPos: info.State.LastSeq}
 	if c := info.Cluster; c != nil {
 		li.Leader = c.Leader

@@ -33,7 +33,7 @@ const linkName = "node.casp3r.cluster"
 // linkTLS returns the TLS configuration of this node's routes and leaf
 // links, for both the dialing and the accepting side.
 func linkTLS(secret, name string) (*tls.Config, error) {
-	caKey := ed25519.NewKeyFromSeed(derive32(secret, "casp3r cluster ca v1"))
+	caKey := ed25519.NewKeyFromSeed(Derive([]byte(secret), "casp3r cluster ca v1"))
 	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -86,9 +86,11 @@ func linkTLS(secret, name string) (*tls.Config, error) {
 	}, nil
 }
 
-// derive32 derives 32 bytes for purpose from the shared secret.
-func derive32(secret, purpose string) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
+// Derive derives 32 bytes for purpose from a secret (HMAC-SHA256): each
+// use of the shared secret (route and leaf passwords, the cluster CA, the
+// log cipher) gets its own key, and none reveals another or the secret.
+func Derive(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(purpose))
 	return m.Sum(nil)
 }

@@ -73,6 +73,12 @@ type directory struct {
 	directed map[string][]jid.JID       // key → its directed presence recipients
 	seen     map[string]seenMark        // key → newest state applied
 	seenWake chan struct{}              // closed and replaced when seen changes
+
+	// Owned by serveNode: what a stanza waited for in vain, not waited for
+	// again (a stuck applier or a lost announcement must not cost every
+	// stanza after it causalWait).
+	waivedPos uint64
+	waivedSeq map[string]uint64 // session key → state
 }
 
 // seenMark is the newest state of another node's key applied here.
@@ -117,13 +123,16 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 
 	ready := make(chan struct{})
 	var stale []sessionValue
+	var loadErr error // set, before ready closes, when the watch ended before the table was loaded
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		readyOnce := sync.OnceFunc(func() { close(ready) })
 		defer readyOnce()
+		loaded := false
 		err := n.c.WatchSessions(n.ctx, "s.>", func(e cluster.SessionEvent) {
 			if e.Ready {
+				loaded = true
 				readyOnce()
 				return
 			}
@@ -142,12 +151,22 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 			}
 			d.remoteChanged(e)
 		})
+		if !loaded {
+			if err == nil {
+				err = errors.New("the watch ended")
+			}
+			loadErr = fmt.Errorf("load the session table: %w", err)
+			return
+		}
 		if err != nil && n.ctx.Err() == nil {
 			n.log.Error("watching the session table stopped", "err", err)
 		}
 	}()
 	select {
 	case <-ready:
+		if loadErr != nil {
+			return loadErr
+		}
 	case <-ctx.Done():
 		return fmt.Errorf("load the session table: %w", ctx.Err())
 	}
@@ -512,20 +531,25 @@ func (d *directory) serveNode(hdr func(string) string, data []byte) []byte {
 	if err != nil || !full.IsFull() {
 		return []byte("gone")
 	}
-	if pos, err := strconv.ParseUint(hdr("Pos"), 10, 64); err == nil && pos > d.n.applied.Load() {
+	if pos, err := strconv.ParseUint(hdr("Pos"), 10, 64); err == nil && pos > d.n.applied.Load() && pos > d.waivedPos {
 		ctx, cancel := context.WithTimeout(d.n.ctx, causalWait)
 		err := d.n.waitApplied(ctx, pos)
 		cancel()
 		if err != nil {
+			d.waivedPos = pos
 			d.n.log.Warn("stanza from another node delivered before this node caught up", "err", err)
 		}
 	}
 	if key := hdr("From-Key"); key != "" && keyNode(key) != d.n.self {
-		if seq, err := strconv.ParseUint(hdr("From-Seq"), 10, 64); err == nil {
+		if seq, err := strconv.ParseUint(hdr("From-Seq"), 10, 64); err == nil && seq > d.waivedSeq[key] {
 			ctx, cancel := context.WithTimeout(d.n.ctx, causalWait)
 			err := d.waitSeen(ctx, key, seq)
 			cancel()
 			if err != nil {
+				if d.waivedSeq == nil || len(d.waivedSeq) >= 1024 {
+					d.waivedSeq = make(map[string]uint64) // rare; bounded
+				}
+				d.waivedSeq[key] = seq
 				d.n.log.Warn("stanza from another node delivered before its sender's session is known here", "err", err)
 			}
 		}

@@ -195,6 +195,17 @@ func TestStanzaWaitsForSenderSession(t *testing.T) {
 			if took > causalWait+time.Second {
 				t.Errorf("delivered after %v, want at most %v", took, causalWait)
 			}
+			if tt.announce != "never" {
+				return
+			}
+			// The next stanza of that session does not wait in vain again.
+			start = time.Now()
+			d.serveNode(func(k string) string { return hdr[k] },
+				[]byte(`<message from='carol@cluster.test/raw' to='bob@cluster.test/phone' type='chat'><body>again</body></message>`))
+			<-bob.reachable
+			if took := time.Since(start); took > causalWait/4 {
+				t.Errorf("the next stanza of a session whose announcement never came waited %v again", took)
+			}
 		})
 	}
 }

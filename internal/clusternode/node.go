@@ -22,8 +22,6 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -129,7 +127,7 @@ func start(ctx context.Context, p server.ClusterParts) (*Node, error) {
 		RouteListen: p.Config.Listen,
 		Advertise:   p.Config.Advertise,
 		Peers:       p.Config.Peers,
-		Secret:      derive(p.Secret, "casp3r cluster routes v1"),
+		Secret:      hex.EncodeToString(cluster.Derive(p.Secret, "casp3r cluster routes v1")),
 		Replicas:    min(p.Config.Replicas, len(p.Config.Peers)+1),
 		SessionTTL:  p.Config.SessionTTL.Duration,
 		LeafListen:  p.Config.LeafListen,
@@ -160,7 +158,7 @@ func start(ctx context.Context, p server.ClusterParts) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.redeliverLoop()
-	if err := n.startApplier(jctx); err != nil {
+	if err := n.startApplier(jctx, ctx); err != nil {
 		return fail(err)
 	}
 	p.Store.SetReplicator(n)
@@ -196,23 +194,32 @@ func (n *Node) Shutdown(ctx context.Context) error {
 }
 
 // startApplier applies the shared log from the local cursor on, and waits
-// until the log's end at the time of the call has been applied.
-func (n *Node) startApplier(ctx context.Context) error {
+// until the log's end at the time of the call has been applied. ctx bounds
+// the start; the wait is bounded only by wait, since a node that was down
+// long may have more to apply than any fixed time allows.
+func (n *Node) startApplier(ctx, wait context.Context) error {
 	cursor, err := n.p.Store.ReplicaCursor(ctx)
 	if err != nil {
 		return fmt.Errorf("read apply cursor: %w", err)
 	}
 	n.applied.Store(cursor)
 	n.setKnown(cursor)
+	// The wait ends too if applying stops.
+	wait, stopped := context.WithCancel(wait)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		defer stopped()
 		err := n.c.Follow(n.ctx, cursor, n.apply)
 		if err != nil && n.ctx.Err() == nil {
 			n.log.Error("applying the shared log stopped", "err", err)
 		}
 	}()
-	if err := n.Sync(ctx); err != nil {
+	last, err := n.c.LastPos(ctx)
+	if err == nil {
+		err = n.waitApplied(wait, last)
+	}
+	if err != nil {
 		return fmt.Errorf("catch up with the shared log: %w", err)
 	}
 	return nil
@@ -381,16 +388,14 @@ func (n *Node) pushLoop() {
 }
 
 // newAEAD makes the cipher that seals log entries: AES-256-GCM with a key
-// derived from the shared secret. Routes between nodes are not encrypted
-// (see docs/design/cluster.md), and the log stream is kept on every
-// replica's disk: what it holds must not be readable without the secret.
+// derived from the shared secret. The log stream is kept on every
+// replica's disk: what it holds must not be readable without the secret
+// (routes, TLS, protect it only on the way).
 func newAEAD(secret []byte) (cipher.AEAD, error) {
 	if len(secret) < 16 {
 		return nil, errors.New("cluster: the shared secret is too short")
 	}
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("casp3r cluster log v1"))
-	block, err := aes.NewCipher(m.Sum(nil))
+	block, err := aes.NewCipher(cluster.Derive(secret, "casp3r cluster log v1"))
 	if err != nil {
 		return nil, fmt.Errorf("cluster cipher: %w", err)
 	}
@@ -409,11 +414,4 @@ func (n *Node) open(data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("open log entry: %w", err)
 	}
 	return b, nil
-}
-
-// derive returns a hex string derived from the secret for one purpose.
-func derive(secret []byte, purpose string) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(purpose))
-	return hex.EncodeToString(m.Sum(nil))
 }

@@ -27,13 +27,23 @@ func LoadOrCreateSecret(dir string) ([]byte, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read secret: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create keys folder: %w", err)
-	}
 	b = make([]byte, 32)
 	_, _ = rand.Read(b)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("write secret: %w", err)
+	if err := WriteSecret(dir, b); err != nil {
+		return nil, err
 	}
 	return b, nil
+}
+
+// WriteSecret writes secret as the server's secret in the data folder dir,
+// replacing any (a node joining a cluster takes the cluster's).
+func WriteSecret(dir string, secret []byte) error {
+	path := filepath.Join(dir, SecretFile)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create keys folder: %w", err)
+	}
+	if err := os.WriteFile(path, secret, 0o600); err != nil {
+		return fmt.Errorf("write secret: %w", err)
+	}
+	return nil
 }
