@@ -170,6 +170,17 @@ func (c *client) register(user, password string) (bool, error) {
 	return false, fmt.Errorf("register: %s", short(el))
 }
 
+// scramHash returns the hash of a SCRAM mechanism; false for another.
+func scramHash(mech string) (scram.HashGeneratorFcn, bool) {
+	switch mech {
+	case "SCRAM-SHA-1":
+		return scram.SHA1, true
+	case "SCRAM-SHA-256":
+		return scram.SHA256, true
+	}
+	return nil, false
+}
+
 // auth authenticates with PLAIN or a SCRAM mechanism (without channel
 // binding), then restarts the stream. keys, if not nil, is the user's SCRAM
 // client from an earlier login: it keeps the keys derived for the salt and
@@ -182,10 +193,7 @@ func (c *client) auth(mech, user, password string, keys *scram.Client) error {
 	case "PLAIN":
 		first = "\x00" + user + "\x00" + password
 	case "SCRAM-SHA-1", "SCRAM-SHA-256":
-		hash := scram.SHA1
-		if mech == "SCRAM-SHA-256" {
-			hash = scram.SHA256
-		}
+		hash, _ := scramHash(mech)
 		sc, err := keys, error(nil)
 		if sc == nil {
 			if sc, err = hash.NewClient(user, password, ""); err != nil {

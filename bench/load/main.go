@@ -317,13 +317,8 @@ func (l *load) key(i int) *scram.Client {
 // each user's SCRAM client. A failed login ends the run: the timed logins
 // would not be like for like.
 func (l *load) warmUp(s *summary) error {
-	var hash scram.HashGeneratorFcn
-	switch l.o.mech {
-	case "SCRAM-SHA-1":
-		hash = scram.SHA1
-	case "SCRAM-SHA-256":
-		hash = scram.SHA256
-	default:
+	hash, ok := scramHash(l.o.mech)
+	if !ok {
 		return nil // PLAIN: nothing to keep
 	}
 	l.keys = make([]*scram.Client, l.o.users)
@@ -334,34 +329,22 @@ func (l *load) warmUp(s *summary) error {
 		}
 		l.keys[i] = sc
 	}
-	jobs := make(chan int)
 	var first atomic.Pointer[error]
 	var registered atomic.Int64
-	var wg sync.WaitGroup
-	for range min(l.o.concurrency, l.o.users) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				c, created, err := login(l.ctx, l.o, l.o.dialAddrs[i%len(l.o.dialAddrs)], l.user(i), l.keys[i])
-				if err != nil {
-					err = fmt.Errorf("warm-up login of %s: %w", l.user(i), err)
-					first.CompareAndSwap(nil, &err)
-					continue
-				}
-				if created {
-					registered.Add(1)
-				}
-				c.closeStream()
-				_ = c.conn.Close()
-			}
-		}()
-	}
-	for i := 0; i < l.o.users && l.ctx.Err() == nil && first.Load() == nil; i++ {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	l.eachUser(func(i int) bool {
+		c, created, err := login(l.ctx, l.o, l.o.dialAddrs[i%len(l.o.dialAddrs)], l.user(i), l.keys[i])
+		if err != nil {
+			err = fmt.Errorf("warm-up login of %s: %w", l.user(i), err)
+			first.CompareAndSwap(nil, &err)
+			return false
+		}
+		if created {
+			registered.Add(1)
+		}
+		c.closeStream()
+		_ = c.conn.Close()
+		return true
+	})
 	s.Registered += int(registered.Load())
 	if err := first.Load(); err != nil {
 		return *err
@@ -369,48 +352,60 @@ func (l *load) warmUp(s *summary) error {
 	return l.ctx.Err()
 }
 
-// loginAll logs every user in, -concurrency at a time, and starts a reader
-// for each connected client.
-func (l *load) loginAll(s *summary) {
+// eachUser runs fn for every user index, -concurrency at a time, until the
+// run's deadline or fn reports false for one.
+func (l *load) eachUser(fn func(i int) bool) {
 	jobs := make(chan int)
-	var mu sync.Mutex
-	var lat []time.Duration
+	var stop atomic.Bool
 	var wg sync.WaitGroup
-	start := time.Now()
 	for range min(l.o.concurrency, l.o.users) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				t := time.Now()
-				c, created, err := login(l.ctx, l.o, l.o.dialAddrs[i%len(l.o.dialAddrs)], l.user(i), l.key(i))
-				d := time.Since(t)
-				mu.Lock()
-				if err != nil {
-					s.LoginFailed++
-				} else {
-					s.Logins++
-					lat = append(lat, d)
-					if created {
-						s.Registered++
-					}
+				if !fn(i) {
+					stop.Store(true)
 				}
-				mu.Unlock()
-				if err != nil {
-					l.errs.add(fmt.Errorf("login: %w", err))
-					continue
-				}
-				l.clients[i] = c
-				l.readers.Add(1)
-				go l.read(i, c)
 			}
 		}()
 	}
-	for i := 0; i < l.o.users && l.ctx.Err() == nil; i++ {
+	for i := 0; i < l.o.users && l.ctx.Err() == nil && !stop.Load(); i++ {
 		jobs <- i
 	}
 	close(jobs)
 	wg.Wait()
+}
+
+// loginAll logs every user in, -concurrency at a time, and starts a reader
+// for each connected client.
+func (l *load) loginAll(s *summary) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	start := time.Now()
+	l.eachUser(func(i int) bool {
+		t := time.Now()
+		c, created, err := login(l.ctx, l.o, l.o.dialAddrs[i%len(l.o.dialAddrs)], l.user(i), l.key(i))
+		d := time.Since(t)
+		mu.Lock()
+		if err != nil {
+			s.LoginFailed++
+		} else {
+			s.Logins++
+			lat = append(lat, d)
+			if created {
+				s.Registered++
+			}
+		}
+		mu.Unlock()
+		if err != nil {
+			l.errs.add(fmt.Errorf("login: %w", err))
+			return true
+		}
+		l.clients[i] = c
+		l.readers.Add(1)
+		go l.read(i, c)
+		return true
+	})
 	secs := time.Since(start).Seconds()
 	s.LoginSecs = round3(secs)
 	s.LoginsPerS = round3(float64(s.Logins) / secs)

@@ -42,9 +42,10 @@ type Resource struct {
 }
 
 // Forwarder is implemented by the stand-in Session of a resource bound on
-// another node of a cluster. Stanzas that must not be lost (messages) go
-// through Forward, which reports whether that node took the stanza for the
-// resource; other stanzas go through Send.
+// another node of a cluster. Stanzas that must not be lost or need an answer
+// (messages, IQs: see Router.deliver) go through Forward, which reports
+// whether that node took the stanza for the resource; presence goes
+// through Send.
 type Forwarder interface {
 	Forward(ctx context.Context, st *xmlstream.Element) error
 }

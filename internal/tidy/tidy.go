@@ -50,10 +50,9 @@ type Sample struct {
 
 // Tidier decides, interval after interval, when to tidy.
 type Tidier struct {
-	rules     Rules
-	last      Sample
-	haveLast  bool
-	sinceTidy uint64 // bytes allocated since the last tidy (or the start)
+	rules      Rules
+	lastAllocs uint64 // Allocs of the previous sample; 0 before the first
+	sinceTidy  uint64 // bytes allocated since the last tidy (or the start)
 }
 
 // New returns a tidier with rules r.
@@ -61,13 +60,13 @@ func New(r Rules) *Tidier { return &Tidier{rules: r} }
 
 // Next takes the sample of this interval and reports whether to tidy now.
 func (t *Tidier) Next(s Sample) bool {
-	if !t.haveLast {
-		t.last, t.haveLast, t.sinceTidy = s, true, s.Allocs
-		return false
-	}
-	allocated := s.Allocs - t.last.Allocs
-	t.last = s
+	first := t.lastAllocs == 0
+	allocated := s.Allocs - t.lastAllocs
+	t.lastAllocs = s.Allocs
 	t.sinceTidy += allocated
+	if first {
+		return false // allocated is all the process did before
+	}
 	// Before the first collection Live is 0 and the garbage of start-up
 	// is all there is: collecting it costs more (the collector's own
 	// structures) than it returns.

@@ -146,7 +146,7 @@ func (m *Module) run(ctx context.Context, user string, res *router.Resource) {
 	if !m.begin(user, res == nil) {
 		return
 	}
-	sync := res != nil
+	catchUp := res != nil
 	for {
 		if res == nil {
 			if r, ok := m.target(user); ok {
@@ -154,12 +154,12 @@ func (m *Module) run(ctx context.Context, user string, res *router.Resource) {
 			}
 		}
 		if res != nil {
-			m.deliver(ctx, user, *res, sync)
+			m.deliver(ctx, user, *res, catchUp)
 		}
 		if !m.end(user) {
 			return
 		}
-		res, sync = nil, false
+		res, catchUp = nil, false
 	}
 }
 
@@ -180,11 +180,11 @@ func (m *Module) target(user string) (router.Resource, bool) {
 	return best, best.Node == ""
 }
 
-// deliver sends user's stored messages to res and deletes them; with sync,
+// deliver sends user's stored messages to res and deletes them; with catchUp,
 // after catching up with the cluster.
-func (m *Module) deliver(ctx context.Context, user string, res router.Resource, sync bool) {
+func (m *Module) deliver(ctx context.Context, user string, res router.Resource, catchUp bool) {
 	log := m.logger()
-	if sync && m.Sync != nil {
+	if catchUp && m.Sync != nil {
 		if err := m.Sync(ctx); err != nil {
 			log.Warn("catch up before delivering offline messages", "user", user, "err", err)
 		}

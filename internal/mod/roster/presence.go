@@ -374,8 +374,12 @@ func presence(typ string, from, to jid.JID) *xmlstream.Element {
 // may be modified afterwards.
 func withAddr(st *xmlstream.Element, from, to jid.JID) *xmlstream.Element {
 	c := &xmlstream.Element{Name: st.Name, Nodes: st.Nodes[:len(st.Nodes):len(st.Nodes)]}
-	addr := func(a xml.Attr) bool { return a.Name.Space == "" && (a.Name.Local == "from" || a.Name.Local == "to") }
-	n := len(st.Attr) - countAttrs(st.Attr, addr)
+	n := 0
+	for _, a := range st.Attr {
+		if !isAddr(a) {
+			n++
+		}
+	}
 	if !from.IsZero() {
 		n++
 	}
@@ -385,7 +389,7 @@ func withAddr(st *xmlstream.Element, from, to jid.JID) *xmlstream.Element {
 	// Exactly n: the copy may be kept as a session's last presence.
 	c.Attr = make([]xml.Attr, 0, n)
 	for _, a := range st.Attr {
-		if !addr(a) {
+		if !isAddr(a) {
 			c.Attr = append(c.Attr, a)
 		}
 	}
@@ -398,15 +402,9 @@ func withAddr(st *xmlstream.Element, from, to jid.JID) *xmlstream.Element {
 	return c
 }
 
-// countAttrs counts the attributes f accepts.
-func countAttrs(attrs []xml.Attr, f func(xml.Attr) bool) int {
-	n := 0
-	for _, a := range attrs {
-		if f(a) {
-			n++
-		}
-	}
-	return n
+// isAddr reports whether a is the from or to of a stanza.
+func isAddr(a xml.Attr) bool {
+	return a.Name.Space == "" && (a.Name.Local == "from" || a.Name.Local == "to")
 }
 
 // priority returns the priority of an available presence (RFC 6121
