@@ -58,9 +58,10 @@ func (s *stampConn) Read(b []byte) (int, error) {
 	if n == 0 {
 		return 0, io.EOF
 	}
-	if ts, ok := arrival(oob[:oobn]); ok {
-		s.last.Store(ts)
-	}
+	// 0 when the kernel gave no time: right after timestamps are first
+	// turned on in the system, it starts stamping a moment later.
+	ts, _ := arrival(oob[:oobn])
+	s.last.Store(ts)
 	return n, nil
 }
 

@@ -123,50 +123,53 @@ func (d *directory) start(ctx context.Context, n *Node) error {
 
 	ready := make(chan struct{})
 	var stale []sessionValue
-	var loadErr error // set, before ready closes, when the watch ended before the table was loaded
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		readyOnce := sync.OnceFunc(func() { close(ready) })
 		defer readyOnce()
 		loaded := false
-		err := n.c.WatchSessions(n.ctx, "s.>", func(e cluster.SessionEvent) {
-			if e.Ready {
-				loaded = true
-				readyOnce()
-				return
+		// The watch is made again whenever it ends (a request timed out on
+		// a slow link, the bucket was electing a leader): a node without it
+		// would miss other nodes' sessions that were never announced to it.
+		for {
+			if !loaded {
+				stale = stale[:0] // the replay lists them again
 			}
-			if keyNode(e.Key) == n.self {
-				select {
-				case <-ready:
-					d.ownChanged(e)
-				default:
-					// Left from this node's last run: its sessions are gone.
-					var v sessionValue
-					if !e.Deleted && json.Unmarshal(e.Value, &v) == nil && !v.Gone {
-						stale = append(stale, v)
-					}
+			err := n.c.WatchSessions(n.ctx, "s.>", func(e cluster.SessionEvent) {
+				if e.Ready {
+					loaded = true
+					readyOnce()
+					return
 				}
+				if keyNode(e.Key) == n.self {
+					select {
+					case <-ready:
+						d.ownChanged(e)
+					default:
+						// Left from this node's last run: its sessions are gone.
+						var v sessionValue
+						if !e.Deleted && json.Unmarshal(e.Value, &v) == nil && !v.Gone {
+							stale = append(stale, v)
+						}
+					}
+					return
+				}
+				d.remoteChanged(e)
+			})
+			if n.ctx.Err() != nil {
 				return
 			}
-			d.remoteChanged(e)
-		})
-		if !loaded {
-			if err == nil {
-				err = errors.New("the watch ended")
+			n.log.Warn("watching the session table ended; watching again", "loaded", loaded, "err", err)
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-time.After(time.Second):
 			}
-			loadErr = fmt.Errorf("load the session table: %w", err)
-			return
-		}
-		if err != nil && n.ctx.Err() == nil {
-			n.log.Error("watching the session table stopped", "err", err)
 		}
 	}()
 	select {
 	case <-ready:
-		if loadErr != nil {
-			return loadErr
-		}
 	case <-ctx.Done():
 		return fmt.Errorf("load the session table: %w", ctx.Err())
 	}
