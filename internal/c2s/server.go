@@ -179,7 +179,11 @@ func (s *Server) startSession(t transport, secure bool) bool {
 		secure: secure,
 	}
 	sess.conn = s.nextID
-	sess.q = stream.NewQueue(s.cfg.MaxQueueBytes, t.write, t.setWriteDeadline, func(err error) {
+	setWD := t.setWriteDeadline
+	if !t.queueDeadlines() {
+		setWD = nil // the transport bounds a write that waits
+	}
+	sess.q = stream.NewQueue(s.cfg.MaxQueueBytes, t.write, setWD, func(err error) {
 		sess.logger().Debug("write failed", "err", err)
 		_ = t.abort()
 	})

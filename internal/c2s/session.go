@@ -56,6 +56,9 @@ type Session struct {
 	done   func()
 	wakeFn func() // s.wake, made once
 	paid   bool   // wake took the rate limiter's token for the next read
+	// limited: the transport bounds a read that waits by StanzaTimeout
+	// itself (see transport.setWaitLimits), so wake sets no deadline
+	limited bool
 
 	mu     sync.Mutex
 	jid    jid.JID // set once bound
@@ -173,7 +176,9 @@ func (s *Session) wake() {
 		// A client that begins a stanza has StanzaTimeout to send the
 		// rest (then connection-timeout): it cannot hold the worker by
 		// stopping half way.
-		_ = s.t.setReadDeadline(time.Now().Add(s.srv.cfg.StanzaTimeout))
+		if !s.limited {
+			_ = s.t.setReadDeadline(time.Now().Add(s.srv.cfg.StanzaTimeout))
+		}
 		ok, err := s.t.ready()
 		if err == nil && ok {
 			var el *xmlstream.Element
@@ -194,7 +199,9 @@ func (s *Session) wake() {
 		if ok {
 			continue // more is buffered
 		}
-		_ = s.t.setReadDeadline(time.Time{}) // parked, the session waits as long as the client likes
+		if !s.limited {
+			_ = s.t.setReadDeadline(time.Time{}) // parked, the session waits as long as the client likes
+		}
 		if s.t.whenReadable(s.srv.poll, s.wakeFn) {
 			return // the session is the poller's until the client sends more
 		}
@@ -521,6 +528,7 @@ func (s *Session) handleBind(ctx context.Context, iq *xmlstream.Element) error {
 	s.mu.Unlock()
 	s.username = "" // a slice of the SASL exchange's text, which it would keep
 	_ = s.t.setReadDeadline(time.Time{})
+	s.limited = s.t.setWaitLimits(s.srv.cfg.StanzaTimeout)
 	s.t.setLimits(s.srv.cfg.Limits)
 	res := xmlstream.New(nsBind, "bind").Append(xmlstream.New(nsBind, "jid").SetText(full.String()))
 	s.sendNow(stanza.Result(iq, res))

@@ -47,6 +47,14 @@ type transport interface {
 	setLimits(l xmlstream.Limits)
 	setReadDeadline(t time.Time) error
 	setWriteDeadline(t time.Time) error
+	// setWaitLimits makes a read that has to wait for the client wait at
+	// most read while no deadline is set, and reports whether the
+	// transport can (stream.Conn.SetWaitLimits); writes keep theirs.
+	setWaitLimits(read time.Duration) bool
+	// queueDeadlines reports whether the outbound queue must set a write
+	// deadline before each batch: false when the transport bounds a write
+	// that waits itself.
+	queueDeadlines() bool
 	tlsState() *tls.ConnectionState
 	canStartTLS() bool
 	remoteAddr() string
@@ -104,8 +112,12 @@ func (t *tcpTransport) setLimits(l xmlstream.Limits)       { t.SetLimits(l) }
 func (t *tcpTransport) setReadDeadline(d time.Time) error  { return t.SetReadDeadline(d) }
 func (t *tcpTransport) setWriteDeadline(d time.Time) error { return t.SetWriteDeadline(d) }
 func (t *tcpTransport) tlsState() *tls.ConnectionState     { return t.TLSState() }
-func (t *tcpTransport) canStartTLS() bool                  { return !t.IsTLS() }
-func (t *tcpTransport) remoteAddr() string                 { return t.RemoteAddr() }
-func (t *tcpTransport) interrupt()                         { t.Interrupt() }
-func (t *tcpTransport) close() error                       { return t.Close() }
-func (t *tcpTransport) abort() error                       { return t.Abort() }
+func (t *tcpTransport) setWaitLimits(read time.Duration) bool {
+	return t.SetWaitLimits(read, stream.WriteLimit)
+}
+func (t *tcpTransport) queueDeadlines() bool { return !t.BoundsWaits() }
+func (t *tcpTransport) canStartTLS() bool    { return !t.IsTLS() }
+func (t *tcpTransport) remoteAddr() string   { return t.RemoteAddr() }
+func (t *tcpTransport) interrupt()           { t.Interrupt() }
+func (t *tcpTransport) close() error         { return t.Close() }
+func (t *tcpTransport) abort() error         { return t.Abort() }

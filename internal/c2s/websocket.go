@@ -152,7 +152,9 @@ func (t *wsTransport) canPark() bool              { return false }
 func (t *wsTransport) whenReadable(*stream.Poller, func()) bool {
 	return false
 }
-func (t *wsTransport) canStartTLS() bool { return false }
+func (t *wsTransport) canStartTLS() bool                { return false }
+func (t *wsTransport) setWaitLimits(time.Duration) bool { return false }
+func (t *wsTransport) queueDeadlines() bool             { return true }
 func (t *wsTransport) tlsState() *tls.ConnectionState {
 	return t.tls
 }

@@ -226,6 +226,7 @@ func (o *outgoing) dial(ctx context.Context, t target) (*stream.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn = stream.Socket(conn)
 	c := stream.NewConn(conn, o.srv.cfg.Limits)
 	if t.directTLS {
 		c = stream.NewConn(tlsClient(conn, o.srv.clientTLS(o.domain)), o.srv.cfg.Limits)

@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// Accept accepts connections on l and hands each to handle, like
+// Accept accepts connections on l and hands each to handle (as Socket
+// returns it), like
 // net/http's Serve: on a temporary failure (too many open files, a
 // timeout) it backs off, up to a second, and tries again. It returns nil
 // once l was closed on purpose (closed reports true), else the error that
@@ -32,6 +33,6 @@ func Accept(l net.Listener, closed func() bool, handle func(net.Conn), log *slog
 			return fmt.Errorf("accept: %w", err)
 		}
 		delay = 0
-		handle(conn)
+		handle(Socket(conn))
 	}
 }

@@ -28,6 +28,7 @@ type Conn struct {
 	tls  *tls.Conn
 
 	sys      syscall.RawConn // the socket under TLS, to wait for readability; nil if none
+	sock     *sock           // the socket under TLS, when Socket made it; nil if not
 	woken    bool            // the socket was seen readable; Ready reads once
 	added    bool            // the socket is registered with poller
 	deadline time.Time       // the read deadline set with SetReadDeadline
@@ -71,7 +72,35 @@ func NewConn(c net.Conn, lim xmlstream.Limits) *Conn {
 	s.br = getReadBuf(c)
 	s.r = xmlstream.NewReader(s.br, lim)
 	s.sys = sysConn(c)
+	s.sock = sockOf(c)
 	return s
+}
+
+// sockOf returns the sock under c (and under TLS), nil if there is none.
+func sockOf(c net.Conn) *sock {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, _ := c.(*sock)
+	return sc
+}
+
+// BoundsWaits reports whether the connection bounds a read and a write
+// that wait by limits of its own (SetWaitLimits): only one made with
+// Socket, whose writes wait at most WriteLimit unless told otherwise.
+func (s *Conn) BoundsWaits() bool { return s.sock != nil }
+
+// SetWaitLimits bounds how long a read, and a write, that has to wait for
+// the peer may wait while no deadline is set (0: no bound), and reports
+// whether it can: only on a connection made with Socket. The bound costs
+// nothing until a read or write waits, unlike a deadline set before each
+// read.
+func (s *Conn) SetWaitLimits(read, write time.Duration) bool {
+	if s.sock == nil {
+		return false
+	}
+	s.sock.setLimits(read, write)
+	return true
 }
 
 // sysConn returns the socket under c (and under TLS), nil if it has none
@@ -123,8 +152,9 @@ func (s *Conn) WaitReadable() error {
 // Ready reports whether the start of an element is buffered, so that Next
 // will not wait for the peer before it has a first byte. It drops the
 // whitespace between elements (keepalives) and reads only what can be read
-// without waiting: after WaitReadable, what the socket holds (over TLS,
-// waiting at most wokenRecordWait for the rest of a record it began); else
+// without waiting: after WaitReadable, what the socket holds (over TLS, a
+// record begun but not whole stays with crypto/tls; on a connection not
+// made with Socket, Ready waits at most wokenRecordWait for its rest); else
 // what crypto/tls has decrypted or received whole already. A deadline passing is
 // not an error here (Ready then reports false), unless Interrupt was called.
 //
@@ -152,18 +182,30 @@ func (s *Conn) Ready() (bool, error) {
 		}
 		var err error
 		switch {
-		case woken && s.tls != nil:
+		case woken && s.tls != nil && s.sock != nil:
 			// The socket has bytes, but perhaps not a whole TLS record,
 			// which crypto/tls would wait for: a client that stops half
 			// way must not hold the caller. crypto/tls keeps the part it
 			// read; the connection parks until more comes.
+			woken = false
+			s.sock.mode = readNoWait
+			_, err = s.br.Peek(1)
+			s.sock.mode = readWait
+		case woken && s.tls != nil:
+			// The same without a sock: wait a moment for the rest.
 			woken = false
 			_ = s.raw.SetReadDeadline(time.Now().Add(wokenRecordWait))
 			_, err = s.br.Peek(1)
 			_ = s.setRawReadDeadline(s.deadline)
 		case woken: // the socket has bytes: this read does not wait
 			woken = false
+			if s.sock != nil {
+				s.sock.mode = readNoWait // nor when the wake was not for bytes
+			}
 			_, err = s.br.Peek(1)
+			if s.sock != nil {
+				s.sock.mode = readWait
+			}
 		case s.tls != nil:
 			err = s.fillHeld()
 		default:
@@ -238,6 +280,12 @@ func (s *Conn) lendReadBuf() {
 // makes a system call, while crypto/tls serves what it holds first. A
 // timeout does not break a tls.Conn's reading (net.Error.Temporary).
 func (s *Conn) fillHeld() error {
+	if s.sock != nil {
+		s.sock.mode = readNone
+		_, err := s.br.Peek(1)
+		s.sock.mode = readWait
+		return err
+	}
 	_ = s.raw.SetReadDeadline(longAgo)
 	_, err := s.br.Peek(1)
 	_ = s.setRawReadDeadline(s.deadline)

@@ -74,6 +74,13 @@ func tlsPairOpen(t *testing.T) (*Conn, *tls.Conn, *batchConn) {
 // tlsPairFresh is tlsPairOpen with the stream header left unread.
 func tlsPairFresh(t *testing.T) (*Conn, *tls.Conn, *batchConn) {
 	t.Helper()
+	return tlsPairWith(t, Socket)
+}
+
+// tlsPairWith is tlsPairFresh with the server's socket made by wrap
+// (Socket, as servers do, or left as it is).
+func tlsPairWith(t *testing.T, wrap func(net.Conn) net.Conn) (*Conn, *tls.Conn, *batchConn) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +105,7 @@ func tlsPairFresh(t *testing.T) (*Conn, *tls.Conn, *batchConn) {
 	}
 	t.Cleanup(func() { raw.Close(); a.c.Close() })
 	cert := testCert(t)
-	ts := tls.Server(a.c, &tls.Config{Certificates: []tls.Certificate{cert}})
+	ts := tls.Server(wrap(a.c), &tls.Config{Certificates: []tls.Certificate{cert}})
 	bc := &batchConn{Conn: raw}
 	cli := tls.Client(bc, &tls.Config{InsecureSkipVerify: true})
 	errc := make(chan error, 1)
@@ -190,7 +197,26 @@ func TestReadySkipsWhitespace(t *testing.T) {
 // stops does not hold the reader: Ready reports not ready, and the record
 // is read whole once the rest comes.
 func TestReadyPartialRecord(t *testing.T) {
-	srv, cli, bc := tlsPairOpen(t)
+	for _, tc := range []struct {
+		name string
+		wrap func(net.Conn) net.Conn
+		max  time.Duration // how long Ready may take with part of a record
+	}{
+		{"socket", Socket, wokenRecordWait / 2}, // it does not wait at all
+		{"plain", func(c net.Conn) net.Conn { return c }, 10 * wokenRecordWait},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testReadyPartialRecord(t, tc.wrap, tc.max) })
+	}
+}
+
+func testReadyPartialRecord(t *testing.T, wrap func(net.Conn) net.Conn, max time.Duration) {
+	srv, cli, bc := tlsPairWith(t, wrap)
+	go func() {
+		_, _ = cli.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"))
+	}()
+	if _, err := srv.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
 	bc.start()
 	if _, err := cli.Write([]byte("<partial/>")); err != nil {
 		t.Fatal(err)
@@ -209,8 +235,8 @@ func TestReadyPartialRecord(t *testing.T) {
 	if ok, err := srv.Ready(); ok || err != nil {
 		t.Fatalf("Ready with 7 bytes of a record = %v, %v; want false, nil", ok, err)
 	}
-	if d := time.Since(start); d > 10*wokenRecordWait {
-		t.Errorf("Ready waited %v for the rest of the record, want about %v", d, wokenRecordWait)
+	if d := time.Since(start); d > max {
+		t.Errorf("Ready waited %v for the rest of the record, want at most %v", d, max)
 	}
 	if _, err := bc.Conn.Write(rec[7:]); err != nil {
 		t.Fatal(err)

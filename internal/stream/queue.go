@@ -29,8 +29,12 @@ type Queue struct {
 // NewQueue returns a queue of at most max bytes writing with write; setWriteDeadline
 // (optional) bounds each batch, and onFail is told of a failed write.
 func NewQueue(max int, write func([][]byte) error, setWriteDeadline func(time.Time) error, onFail func(error)) *Queue {
-	return &Queue{max: max, write: write, onFail: onFail, deadline: 30 * time.Second, setWD: setWriteDeadline}
+	return &Queue{max: max, write: write, onFail: onFail, deadline: WriteLimit, setWD: setWriteDeadline}
 }
+
+// WriteLimit is how long a batch (the Queue's) or a write that waits (a
+// Socket's, by default) may wait for a peer that reads nothing.
+const WriteLimit = 30 * time.Second
 
 // Push queues one encoded element. It reports false when the queue is over
 // its bound or closed; the caller then ends the session.
