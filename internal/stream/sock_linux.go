@@ -86,20 +86,33 @@ func (c *sock) Read(p []byte) (int, error) {
 	if c.mode == readNone {
 		return 0, errWouldBlock
 	}
-	n, errno, err := c.read(p, false)
-	if err == nil && errno == syscall.EAGAIN {
-		if c.mode == readNoWait {
-			return 0, errWouldBlock
+	var n int
+	var errno syscall.Errno
+	limited := false
+	err := c.rc.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			switch {
+			case e == syscall.EINTR:
+				continue
+			case e == syscall.EAGAIN && c.mode == readWait:
+				if !limited {
+					limited = c.limitRead()
+				}
+				return false // wait for bytes, then call again
+			}
+			n, errno = int(r), e
+			return true
 		}
-		limited := c.limitRead()
-		n, errno, err = c.read(p, true)
-		if limited {
-			c.unlimitRead()
-		}
+	})
+	if limited {
+		c.unlimitRead()
 	}
 	switch {
 	case err != nil:
 		return 0, err
+	case errno == syscall.EAGAIN:
+		return 0, errWouldBlock
 	case errno != 0:
 		return 0, c.opError("read", errno)
 	case n == 0:
@@ -108,66 +121,24 @@ func (c *sock) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// read is one read(2) of the socket; with wait, it waits for bytes (within
-// the socket's deadline) when there are none, else it reports EAGAIN.
-func (c *sock) read(p []byte, wait bool) (n int, errno syscall.Errno, err error) {
-	err = c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN && wait:
-				return false
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
-	return n, errno, err
-}
-
 // Write writes all of p, waiting (in the runtime's poller) only while the
-// socket's send buffer is full.
+// socket's send buffer is full. The socket's write lock is held throughout,
+// so writes from several goroutines do not interleave.
 func (c *sock) Write(p []byte) (int, error) {
-	n, errno, err := c.write(p, false)
-	if err == nil && errno == syscall.EAGAIN {
-		limited := c.limitWrite()
-		var m int
-		m, errno, err = c.write(p[n:], true)
-		n += m
-		if limited {
-			c.unlimitWrite()
-		}
-	}
-	switch {
-	case err != nil:
-		return n, err
-	case errno != 0:
-		return n, c.opError("write", errno)
-	}
-	return n, nil
-}
-
-// write is write(2) until p is written; with wait, it waits for room
-// (within the socket's deadline) when there is none, else it stops and
-// reports EAGAIN.
-func (c *sock) write(p []byte, wait bool) (n int, errno syscall.Errno, err error) {
-	if len(p) == 0 {
-		return 0, 0, nil
-	}
-	err = c.rc.Write(func(fd uintptr) bool {
+	var n int
+	var errno syscall.Errno
+	limited := false
+	err := c.rc.Write(func(fd uintptr) bool {
 		for n < len(p) {
 			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
 			switch {
 			case e == syscall.EINTR:
 				continue
 			case e == syscall.EAGAIN:
-				if wait {
-					return false
+				if !limited {
+					limited = c.limitWrite()
 				}
-				errno = e
-				return true
+				return false // wait for room, then call again
 			case e != 0:
 				errno = e
 				return true
@@ -176,7 +147,16 @@ func (c *sock) write(p []byte, wait bool) (n int, errno syscall.Errno, err error
 		}
 		return true
 	})
-	return n, errno, err
+	if limited {
+		c.unlimitWrite()
+	}
+	switch {
+	case err != nil:
+		return n, err
+	case errno != 0:
+		return n, c.opError("write", errno)
+	}
+	return n, nil
 }
 
 func (c *sock) opError(op string, errno syscall.Errno) error {
