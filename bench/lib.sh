@@ -27,8 +27,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# SERVER_CPU and LOAD_CPU, if set, pin the server and the load tool to
+# those CPUs (taskset), as bench/compare.sh does.
 start_server() {
-	"$tmp/casp3r" serve --data "$tmp/data" 2>>"$tmp/server.log" &
+	${SERVER_CPU:+taskset -c "$SERVER_CPU"} "$tmp/casp3r" serve --data "$tmp/data" 2>>"$tmp/server.log" &
 	pid=$!
 	for _ in $(seq 100); do # up to 10s to listen
 		if (exec 3<>"/dev/tcp/$IP/5222") 2>/dev/null; then
@@ -60,7 +62,7 @@ setup() {
 
 # load runs the load tool against the server, bounded in time.
 load() {
-	timeout 600 "$tmp/load" -addr "$IP:5222" -domain "$DOMAIN" -timeout 9m "$@"
+	timeout 600 ${LOAD_CPU:+taskset -c "$LOAD_CPU"} "$tmp/load" -addr "$IP:5222" -domain "$DOMAIN" -timeout 9m "$@"
 }
 
 # register makes accounts prefix1..prefixN in-band with a server started

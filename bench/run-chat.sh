@@ -6,6 +6,7 @@
 #   bench/run-chat.sh                    # 200 users x 20 messages
 #   USERS=200 MESSAGES=200 bench/run-chat.sh
 #   RATE=2000 MESSAGES=40 bench/run-chat.sh
+#   USERS=1000 RATE=1000 SERVER_CPU=0 LOAD_CPU=1 bench/run-chat.sh   # compare.sh's paced run
 #
 # Like run-memory.sh: a temporary folder on 127.0.0.5, accounts registered
 # in-band first, then a fresh server. RUNS chat runs go against that server
