@@ -11,22 +11,18 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"database/sql"
 	"flag"
 	"fmt"
-	"math/big"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
-	"time"
 
 	_ "modernc.org/sqlite"
+
+	"casp3r/internal/certs"
 )
 
 func main() {
@@ -63,7 +59,7 @@ func run(dbPath, addr string) error {
 	if addr != "" {
 		cert, err := selfSigned()
 		if err != nil {
-			return err
+			return fmt.Errorf("certificate: %w", err)
 		}
 		l, err := tls.Listen("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}})
 		if err != nil {
@@ -86,22 +82,17 @@ func run(dbPath, addr string) error {
 	return nil
 }
 
-// selfSigned makes a P-256 certificate, as "casp3r init" does.
+// selfSigned makes and loads a certificate as "casp3r init" and "casp3r
+// serve" do: written as PEM files, then read back.
 func selfSigned() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dir, err := os.MkdirTemp("", "idlefloor")
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "floor.test"},
-		DNSNames:     []string{"floor.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
+	defer os.RemoveAll(dir)
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := certs.GenerateSelfSigned("floor.test", certPath, keyPath); err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	return tls.LoadX509KeyPair(certPath, keyPath)
 }

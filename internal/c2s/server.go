@@ -179,11 +179,7 @@ func (s *Server) startSession(t transport, secure bool) bool {
 		secure: secure,
 	}
 	sess.conn = s.nextID
-	setWD := t.setWriteDeadline
-	if !t.queueDeadlines() {
-		setWD = nil // the transport bounds a write that waits
-	}
-	sess.q = stream.NewQueue(s.cfg.MaxQueueBytes, t.write, setWD, func(err error) {
+	sess.q = stream.NewQueue(s.cfg.MaxQueueBytes, t.write, t.batchDeadline(), func(err error) {
 		sess.logger().Debug("write failed", "err", err)
 		_ = t.abort()
 	})

@@ -51,10 +51,10 @@ type transport interface {
 	// most read while no deadline is set, and reports whether the
 	// transport can (stream.Conn.SetWaitLimits); writes keep theirs.
 	setWaitLimits(read time.Duration) bool
-	// queueDeadlines reports whether the outbound queue must set a write
-	// deadline before each batch: false when the transport bounds a write
-	// that waits itself.
-	queueDeadlines() bool
+	// batchDeadline is what the outbound queue calls before each batch
+	// (stream.NewQueue's setWriteDeadline): nil when the transport bounds
+	// a write that waits itself.
+	batchDeadline() func(time.Time) error
 	tlsState() *tls.ConnectionState
 	canStartTLS() bool
 	remoteAddr() string
@@ -115,9 +115,9 @@ func (t *tcpTransport) tlsState() *tls.ConnectionState     { return t.TLSState()
 func (t *tcpTransport) setWaitLimits(read time.Duration) bool {
 	return t.SetWaitLimits(read, stream.WriteLimit)
 }
-func (t *tcpTransport) queueDeadlines() bool { return !t.BoundsWaits() }
-func (t *tcpTransport) canStartTLS() bool    { return !t.IsTLS() }
-func (t *tcpTransport) remoteAddr() string   { return t.RemoteAddr() }
-func (t *tcpTransport) interrupt()           { t.Interrupt() }
-func (t *tcpTransport) close() error         { return t.Close() }
-func (t *tcpTransport) abort() error         { return t.Abort() }
+func (t *tcpTransport) batchDeadline() func(time.Time) error { return t.BatchDeadline() }
+func (t *tcpTransport) canStartTLS() bool                    { return !t.IsTLS() }
+func (t *tcpTransport) remoteAddr() string                   { return t.RemoteAddr() }
+func (t *tcpTransport) interrupt()                           { t.Interrupt() }
+func (t *tcpTransport) close() error                         { return t.Close() }
+func (t *tcpTransport) abort() error                         { return t.Abort() }

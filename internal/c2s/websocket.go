@@ -154,7 +154,9 @@ func (t *wsTransport) whenReadable(*stream.Poller, func()) bool {
 }
 func (t *wsTransport) canStartTLS() bool                { return false }
 func (t *wsTransport) setWaitLimits(time.Duration) bool { return false }
-func (t *wsTransport) queueDeadlines() bool             { return true }
+func (t *wsTransport) batchDeadline() func(time.Time) error {
+	return t.setWriteDeadline
+}
 func (t *wsTransport) tlsState() *tls.ConnectionState {
 	return t.tls
 }

@@ -42,7 +42,7 @@ func (s *Server) startIncoming(conn net.Conn) {
 	in := &inSession{srv: s, c: c, id: newStreamID(), authed: make(map[string]bool),
 		limit: rate.NewLimiter(rate.Limit(s.cfg.StanzasPerSecond), 2*s.cfg.StanzasPerSecond)}
 	in.log = s.log.With("in", conn.RemoteAddr().String())
-	in.q = stream.NewQueue(4<<20, c.Write, c.SetWriteDeadline, func(error) { _ = c.Abort() })
+	in.q = stream.NewQueue(4<<20, c.Write, c.BatchDeadline(), func(error) { _ = c.Abort() })
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -196,7 +196,7 @@ func (o *outgoing) connectAndServe() error {
 	if c == nil {
 		return err
 	}
-	q := stream.NewQueue(4<<20, c.Write, c.SetWriteDeadline, func(error) { _ = c.Abort() })
+	q := stream.NewQueue(4<<20, c.Write, c.BatchDeadline(), func(error) { _ = c.Abort() })
 	o.mu.Lock()
 	o.q, o.conn = q, c
 	o.mu.Unlock()

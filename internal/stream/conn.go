@@ -85,10 +85,16 @@ func sockOf(c net.Conn) *sock {
 	return sc
 }
 
-// BoundsWaits reports whether the connection bounds a read and a write
-// that wait by limits of its own (SetWaitLimits): only one made with
-// Socket, whose writes wait at most WriteLimit unless told otherwise.
-func (s *Conn) BoundsWaits() bool { return s.sock != nil }
+// BatchDeadline returns what a Queue writing to s calls before each batch
+// (NewQueue's setWriteDeadline): nil when s bounds a write that waits
+// itself, as a connection made with Socket does (WriteLimit, unless told
+// otherwise with SetWaitLimits), else SetWriteDeadline.
+func (s *Conn) BatchDeadline() func(time.Time) error {
+	if s.sock != nil {
+		return nil
+	}
+	return s.SetWriteDeadline
+}
 
 // SetWaitLimits bounds how long a read, and a write, that has to wait for
 // the peer may wait while no deadline is set (0: no bound), and reports
