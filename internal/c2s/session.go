@@ -57,7 +57,7 @@ type Session struct {
 	wakeFn func() // s.wake, made once
 	paid   bool   // wake took the rate limiter's token for the next read
 	// limited: the transport bounds a read that waits by StanzaTimeout
-	// itself (see transport.setWaitLimits), so wake sets no deadline
+	// itself (see transport.setReadLimit), so wake sets no deadline
 	limited bool
 
 	mu     sync.Mutex
@@ -528,7 +528,7 @@ func (s *Session) handleBind(ctx context.Context, iq *xmlstream.Element) error {
 	s.mu.Unlock()
 	s.username = "" // a slice of the SASL exchange's text, which it would keep
 	_ = s.t.setReadDeadline(time.Time{})
-	s.limited = s.t.setWaitLimits(s.srv.cfg.StanzaTimeout)
+	s.limited = s.t.setReadLimit(s.srv.cfg.StanzaTimeout)
 	s.t.setLimits(s.srv.cfg.Limits)
 	res := xmlstream.New(nsBind, "bind").Append(xmlstream.New(nsBind, "jid").SetText(full.String()))
 	s.sendNow(stanza.Result(iq, res))

@@ -47,10 +47,10 @@ type transport interface {
 	setLimits(l xmlstream.Limits)
 	setReadDeadline(t time.Time) error
 	setWriteDeadline(t time.Time) error
-	// setWaitLimits makes a read that has to wait for the client wait at
-	// most read while no deadline is set, and reports whether the
-	// transport can (stream.Conn.SetWaitLimits); writes keep theirs.
-	setWaitLimits(read time.Duration) bool
+	// setReadLimit makes a read that has to wait for the client wait at
+	// most d while no deadline is set, and reports whether the transport
+	// can (stream.Conn.SetReadLimit).
+	setReadLimit(d time.Duration) bool
 	// batchDeadline is what the outbound queue calls before each batch
 	// (stream.NewQueue's setWriteDeadline): nil when the transport bounds
 	// a write that waits itself.
@@ -105,16 +105,14 @@ func (t *tcpTransport) encode(b []byte, el *xmlstream.Element) []byte {
 	return xmlstream.AppendXML(b, el, xmlstream.NSClient)
 }
 
-func (t *tcpTransport) write(frames [][]byte) error        { return t.Write(frames) }
-func (t *tcpTransport) startTLS(cfg *tls.Config) error     { return t.StartTLS(cfg, true) }
-func (t *tcpTransport) restart()                           { t.Restart() }
-func (t *tcpTransport) setLimits(l xmlstream.Limits)       { t.SetLimits(l) }
-func (t *tcpTransport) setReadDeadline(d time.Time) error  { return t.SetReadDeadline(d) }
-func (t *tcpTransport) setWriteDeadline(d time.Time) error { return t.SetWriteDeadline(d) }
-func (t *tcpTransport) tlsState() *tls.ConnectionState     { return t.TLSState() }
-func (t *tcpTransport) setWaitLimits(read time.Duration) bool {
-	return t.SetWaitLimits(read, stream.WriteLimit)
-}
+func (t *tcpTransport) write(frames [][]byte) error          { return t.Write(frames) }
+func (t *tcpTransport) startTLS(cfg *tls.Config) error       { return t.StartTLS(cfg, true) }
+func (t *tcpTransport) restart()                             { t.Restart() }
+func (t *tcpTransport) setLimits(l xmlstream.Limits)         { t.SetLimits(l) }
+func (t *tcpTransport) setReadDeadline(d time.Time) error    { return t.SetReadDeadline(d) }
+func (t *tcpTransport) setWriteDeadline(d time.Time) error   { return t.SetWriteDeadline(d) }
+func (t *tcpTransport) tlsState() *tls.ConnectionState       { return t.TLSState() }
+func (t *tcpTransport) setReadLimit(d time.Duration) bool    { return t.SetReadLimit(d) }
 func (t *tcpTransport) batchDeadline() func(time.Time) error { return t.BatchDeadline() }
 func (t *tcpTransport) canStartTLS() bool                    { return !t.IsTLS() }
 func (t *tcpTransport) remoteAddr() string                   { return t.RemoteAddr() }

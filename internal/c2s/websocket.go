@@ -152,8 +152,8 @@ func (t *wsTransport) canPark() bool              { return false }
 func (t *wsTransport) whenReadable(*stream.Poller, func()) bool {
 	return false
 }
-func (t *wsTransport) canStartTLS() bool                { return false }
-func (t *wsTransport) setWaitLimits(time.Duration) bool { return false }
+func (t *wsTransport) canStartTLS() bool               { return false }
+func (t *wsTransport) setReadLimit(time.Duration) bool { return false }
 func (t *wsTransport) batchDeadline() func(time.Time) error {
 	return t.setWriteDeadline
 }

@@ -87,8 +87,8 @@ func sockOf(c net.Conn) *sock {
 
 // BatchDeadline returns what a Queue writing to s calls before each batch
 // (NewQueue's setWriteDeadline): nil when s bounds a write that waits
-// itself, as a connection made with Socket does (WriteLimit, unless told
-// otherwise with SetWaitLimits), else SetWriteDeadline.
+// itself, as a connection made with Socket does (WriteLimit), else
+// SetWriteDeadline.
 func (s *Conn) BatchDeadline() func(time.Time) error {
 	if s.sock != nil {
 		return nil
@@ -96,16 +96,15 @@ func (s *Conn) BatchDeadline() func(time.Time) error {
 	return s.SetWriteDeadline
 }
 
-// SetWaitLimits bounds how long a read, and a write, that has to wait for
-// the peer may wait while no deadline is set (0: no bound), and reports
-// whether it can: only on a connection made with Socket. The bound costs
-// nothing until a read or write waits, unlike a deadline set before each
-// read.
-func (s *Conn) SetWaitLimits(read, write time.Duration) bool {
+// SetReadLimit bounds how long a read that has to wait for the peer may
+// wait while no deadline is set (0: no bound), and reports whether it can:
+// only on a connection made with Socket. The bound costs nothing until a
+// read waits, unlike a deadline set before each read.
+func (s *Conn) SetReadLimit(d time.Duration) bool {
 	if s.sock == nil {
 		return false
 	}
-	s.sock.setLimits(read, write)
+	s.sock.setReadLimit(d)
 	return true
 }
 
@@ -188,15 +187,14 @@ func (s *Conn) Ready() (bool, error) {
 		}
 		var err error
 		switch {
-		case woken && s.tls != nil && s.sock != nil:
-			// The socket has bytes, but perhaps not a whole TLS record,
-			// which crypto/tls would wait for: a client that stops half
-			// way must not hold the caller. crypto/tls keeps the part it
-			// read; the connection parks until more comes.
+		case woken && s.sock != nil:
+			// Take what the socket has, and no more: perhaps not a whole
+			// TLS record, which crypto/tls would wait for, and a client
+			// that stops half way must not hold the caller. crypto/tls
+			// keeps the part it read; the connection parks until more
+			// comes. (Nor does it wait when the wake was not for bytes.)
 			woken = false
-			s.sock.mode = readNoWait
-			_, err = s.br.Peek(1)
-			s.sock.mode = readWait
+			err = s.peekSock(readNoWait)
 		case woken && s.tls != nil:
 			// The same without a sock: wait a moment for the rest.
 			woken = false
@@ -205,13 +203,7 @@ func (s *Conn) Ready() (bool, error) {
 			_ = s.setRawReadDeadline(s.deadline)
 		case woken: // the socket has bytes: this read does not wait
 			woken = false
-			if s.sock != nil {
-				s.sock.mode = readNoWait // nor when the wake was not for bytes
-			}
 			_, err = s.br.Peek(1)
-			if s.sock != nil {
-				s.sock.mode = readWait
-			}
 		case s.tls != nil:
 			err = s.fillHeld()
 		default:
@@ -287,14 +279,19 @@ func (s *Conn) lendReadBuf() {
 // timeout does not break a tls.Conn's reading (net.Error.Temporary).
 func (s *Conn) fillHeld() error {
 	if s.sock != nil {
-		s.sock.mode = readNone
-		_, err := s.br.Peek(1)
-		s.sock.mode = readWait
-		return err
+		return s.peekSock(readNone)
 	}
 	_ = s.raw.SetReadDeadline(longAgo)
 	_, err := s.br.Peek(1)
 	_ = s.setRawReadDeadline(s.deadline)
+	return err
+}
+
+// peekSock peeks at the next byte with the sock reading in mode m.
+func (s *Conn) peekSock(m readMode) error {
+	s.sock.mode = m
+	_, err := s.br.Peek(1)
+	s.sock.mode = readWait
 	return err
 }
 

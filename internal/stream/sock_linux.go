@@ -24,7 +24,7 @@ import (
 //
 // A sock also waits with limits of its own, set once, rather than
 // deadlines set and cleared around each stanza: the limit is applied as a
-// deadline only when a read or write has to wait (see setLimits).
+// deadline only when a read or write has to wait (see setReadLimit, WriteLimit).
 type sock struct {
 	*net.TCPConn
 	rc syscall.RawConn
@@ -33,23 +33,32 @@ type sock struct {
 	// the reader touches it.
 	mode readMode
 
-	mu       sync.Mutex
-	rLimit   time.Duration // a read that waits, with no deadline set, waits at most this
-	wLimit   time.Duration // the same for a write
-	rSet     bool          // a read deadline is set (SetReadDeadline)
-	wSet     bool          // a write deadline is set
-	rLimited bool          // the socket's read deadline is rLimit's, for a read that waits
-	wLimited bool
+	rop, wop op // the read and the write in progress
+
+	mu sync.Mutex
+	r  bound // reads
+	w  bound // writes
 }
 
-// readMode is what a sock's read does when the socket has nothing.
-type readMode uint8
+// op is one direction's call in progress. What rc.Read or rc.Write calls
+// back is made once per socket and finds its arguments here, so a call
+// allocates nothing: a closure per call would, with every variable it
+// sets.
+type op struct {
+	mu      sync.Mutex            // one call at a time
+	fn      func(fd uintptr) bool // c.readOnce or c.writeOnce
+	p       []byte
+	n       int
+	errno   syscall.Errno
+	limited bool // this call applied the limit
+}
 
-const (
-	readWait   readMode = iota // wait for bytes (within the deadline or limit)
-	readNoWait                 // take what the socket has; if nothing, errWouldBlock
-	readNone                   // do not read the socket at all: errWouldBlock
-)
+// bound is what a sock knows of one direction's deadline.
+type bound struct {
+	limit   time.Duration // a call that waits, with no deadline set, waits at most this
+	set     bool          // a deadline is set (SetReadDeadline, SetWriteDeadline)
+	limited bool          // the socket's deadline is limit's, for a call that waits
+}
 
 // errWouldBlock is what a read that may not wait returns: a timeout, so
 // crypto/tls keeps a record it holds in part, and Ready treats it as a
@@ -68,7 +77,9 @@ func Socket(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &sock{TCPConn: tc, rc: rc, wLimit: WriteLimit}
+	sc := &sock{TCPConn: tc, rc: rc, w: bound{limit: WriteLimit}}
+	sc.rop.fn, sc.wop.fn = sc.readOnce, sc.writeOnce
+	return sc
 }
 
 // SyscallConn returns the socket's raw connection.
@@ -86,27 +97,15 @@ func (c *sock) Read(p []byte) (int, error) {
 	if c.mode == readNone {
 		return 0, errWouldBlock
 	}
-	var n int
-	var errno syscall.Errno
-	limited := false
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN && c.mode == readWait:
-				if !limited {
-					limited = c.limitRead()
-				}
-				return false // wait for bytes, then call again
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	o := &c.rop
+	o.mu.Lock()
+	o.p, o.n, o.errno, o.limited = p, 0, 0, false
+	err := c.rc.Read(o.fn)
+	n, errno, limited := o.n, o.errno, o.limited
+	o.p = nil
+	o.mu.Unlock()
 	if limited {
-		c.unlimitRead()
+		c.unlimit(true)
 	}
 	switch {
 	case err != nil:
@@ -121,34 +120,39 @@ func (c *sock) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readOnce is Read's read(2), called by rc.Read with the socket's read
+// lock held; false makes it wait for bytes and call again.
+func (c *sock) readOnce(fd uintptr) bool {
+	o := &c.rop
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&o.p[0])), uintptr(len(o.p)))
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN && c.mode == readWait:
+			if !o.limited {
+				o.limited = c.limit(true)
+			}
+			return false
+		}
+		o.n, o.errno = int(r), e
+		return true
+	}
+}
+
 // Write writes all of p, waiting (in the runtime's poller) only while the
 // socket's send buffer is full. The socket's write lock is held throughout,
 // so writes from several goroutines do not interleave.
 func (c *sock) Write(p []byte) (int, error) {
-	var n int
-	var errno syscall.Errno
-	limited := false
-	err := c.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				if !limited {
-					limited = c.limitWrite()
-				}
-				return false // wait for room, then call again
-			case e != 0:
-				errno = e
-				return true
-			}
-			n += int(r)
-		}
-		return true
-	})
+	o := &c.wop
+	o.mu.Lock()
+	o.p, o.n, o.errno, o.limited = p, 0, 0, false
+	err := c.rc.Write(o.fn)
+	n, errno, limited := o.n, o.errno, o.limited
+	o.p = nil
+	o.mu.Unlock()
 	if limited {
-		c.unlimitWrite()
+		c.unlimit(false)
 	}
 	switch {
 	case err != nil:
@@ -159,79 +163,91 @@ func (c *sock) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// writeOnce is Write's write(2) until p is written, called by rc.Write
+// with the socket's write lock held; false makes it wait for room and call
+// again.
+func (c *sock) writeOnce(fd uintptr) bool {
+	o := &c.wop
+	for o.n < len(o.p) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&o.p[o.n])), uintptr(len(o.p)-o.n))
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			if !o.limited {
+				o.limited = c.limit(false)
+			}
+			return false
+		case e != 0:
+			o.errno = e
+			return true
+		}
+		o.n += int(r)
+	}
+	return true
+}
+
 func (c *sock) opError(op string, errno syscall.Errno) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
 }
 
-// setLimits sets how long a read and a write that have to wait may wait
-// when no deadline is set; 0 is no limit.
-func (c *sock) setLimits(read, write time.Duration) {
+// setReadLimit sets how long a read that has to wait may wait when no
+// deadline is set; 0 is no limit.
+func (c *sock) setReadLimit(d time.Duration) {
 	c.mu.Lock()
-	c.rLimit, c.wLimit = read, write
+	c.r.limit = d
 	c.mu.Unlock()
 }
 
-// limitRead applies the read limit as the socket's deadline, unless a
+// dir returns the bound of reads or of writes, and the socket's own
+// deadline setter for it.
+func (c *sock) dir(read bool) (*bound, func(time.Time) error) {
+	if read {
+		return &c.r, c.TCPConn.SetReadDeadline
+	}
+	return &c.w, c.TCPConn.SetWriteDeadline
+}
+
+// limit applies a direction's limit as the socket's deadline, unless a
 // deadline is set; it reports whether it did.
-func (c *sock) limitRead() bool {
+func (c *sock) limit(read bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.rLimit <= 0 || c.rSet {
+	b, set := c.dir(read)
+	if b.limit <= 0 || b.set {
 		return false
 	}
-	c.rLimited = true
-	_ = c.TCPConn.SetReadDeadline(time.Now().Add(c.rLimit))
+	b.limited = true
+	_ = set(time.Now().Add(b.limit))
 	return true
 }
 
-// unlimitRead takes the limit's deadline away again, unless a deadline
-// was set meanwhile (Interrupt's, say).
-func (c *sock) unlimitRead() {
-	c.mu.Lock()
-	if c.rLimited {
-		c.rLimited = false
-		_ = c.TCPConn.SetReadDeadline(time.Time{})
-	}
-	c.mu.Unlock()
-}
-
-func (c *sock) limitWrite() bool {
+// unlimit takes the limit's deadline away again, unless a deadline was
+// set meanwhile (Interrupt's, say).
+func (c *sock) unlimit(read bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.wLimit <= 0 || c.wSet {
-		return false
+	if b, set := c.dir(read); b.limited {
+		b.limited = false
+		_ = set(time.Time{})
 	}
-	c.wLimited = true
-	_ = c.TCPConn.SetWriteDeadline(time.Now().Add(c.wLimit))
-	return true
 }
 
-func (c *sock) unlimitWrite() {
-	c.mu.Lock()
-	if c.wLimited {
-		c.wLimited = false
-		_ = c.TCPConn.SetWriteDeadline(time.Time{})
-	}
-	c.mu.Unlock()
-}
-
-// SetReadDeadline sets the deadline of reads; it replaces the read limit's
-// while it is set.
-func (c *sock) SetReadDeadline(t time.Time) error {
+// setDeadline sets a direction's deadline; it replaces the limit's while
+// it is set.
+func (c *sock) setDeadline(read bool, t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.rSet, c.rLimited = !t.IsZero(), false
-	return c.TCPConn.SetReadDeadline(t)
+	b, set := c.dir(read)
+	b.set, b.limited = !t.IsZero(), false
+	return set(t)
 }
 
-// SetWriteDeadline sets the deadline of writes; it replaces the write
-// limit's while it is set.
-func (c *sock) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.wSet, c.wLimited = !t.IsZero(), false
-	return c.TCPConn.SetWriteDeadline(t)
-}
+// SetReadDeadline sets the deadline of reads.
+func (c *sock) SetReadDeadline(t time.Time) error { return c.setDeadline(true, t) }
+
+// SetWriteDeadline sets the deadline of writes.
+func (c *sock) SetWriteDeadline(t time.Time) error { return c.setDeadline(false, t) }
 
 // SetDeadline sets both deadlines.
 func (c *sock) SetDeadline(t time.Time) error {

@@ -126,7 +126,7 @@ func TestSockReadWaitsAndEnds(t *testing.T) {
 
 func TestSockReadLimit(t *testing.T) {
 	c, peer := sockPair(t)
-	c.setLimits(50*time.Millisecond, 0)
+	c.setReadLimit(50 * time.Millisecond)
 	buf := make([]byte, 16)
 	start := time.Now()
 	if _, err := c.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -137,7 +137,7 @@ func TestSockReadLimit(t *testing.T) {
 	}
 	// The limit's deadline is gone once the read ended: a read after it
 	// gets what comes, not a timeout.
-	c.setLimits(0, 0)
+	c.setReadLimit(0)
 	go func() {
 		time.Sleep(100 * time.Millisecond)
 		_, _ = peer.Write([]byte("x"))
@@ -147,7 +147,7 @@ func TestSockReadLimit(t *testing.T) {
 	}
 
 	// A deadline set wins over the limit.
-	c.setLimits(time.Hour, 0)
+	c.setReadLimit(time.Hour)
 	if err := c.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
@@ -186,12 +186,12 @@ func TestSockReadLimit(t *testing.T) {
 func (c *sock) limitedNow() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.rLimited
+	return c.r.limited
 }
 
 func TestSockWriteLimit(t *testing.T) {
 	c, peer := sockPair(t)
-	c.setLimits(0, 100*time.Millisecond)
+	c.w.limit = 100 * time.Millisecond // WriteLimit's 30 s, shortened
 	big := make([]byte, 64<<20) // more than both socket buffers hold
 	n, err := c.Write(big)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n >= len(big) {
@@ -199,7 +199,6 @@ func TestSockWriteLimit(t *testing.T) {
 	}
 	// The limit's deadline is gone: once the peer reads, writing works.
 	go func() { _, _ = io.Copy(io.Discard, peer) }()
-	c.setLimits(0, 0)
 	if n, err := c.Write(big[:1<<20]); err != nil || n != 1<<20 {
 		t.Fatalf("Write after the peer read = %d, %v; want it whole", n, err)
 	}
@@ -224,5 +223,30 @@ func TestSockWrite(t *testing.T) {
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "write" {
 		t.Fatalf("Write to a closed peer = %v; want a write OpError", err)
+	}
+}
+
+// A read and a write that do not wait allocate nothing: they run on every
+// message.
+func TestSockAllocatesNothing(t *testing.T) {
+	c, peer := sockPair(t)
+	buf := make([]byte, 64)
+	msg := []byte("<m/>")
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := peer.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(peer, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a read and a write allocate %v times, want 0", allocs)
 	}
 }

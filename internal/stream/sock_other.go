@@ -15,15 +15,7 @@ type sock struct {
 	mode readMode
 }
 
-type readMode uint8
-
-const (
-	readWait readMode = iota
-	readNoWait
-	readNone
-)
-
 // Socket returns c as it is: see the Linux version.
 func Socket(c net.Conn) net.Conn { return c }
 
-func (c *sock) setLimits(read, write time.Duration) {}
+func (c *sock) setReadLimit(time.Duration) {}
