@@ -192,7 +192,7 @@ func (c *sock) limitedNow() bool {
 func TestSockWriteLimit(t *testing.T) {
 	c, peer := sockPair(t)
 	c.w.limit = 100 * time.Millisecond // WriteLimit's 30 s, shortened
-	big := make([]byte, 64<<20) // more than both socket buffers hold
+	big := make([]byte, 64<<20)        // more than both socket buffers hold
 	n, err := c.Write(big)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n >= len(big) {
 		t.Fatalf("Write to a peer that reads nothing = %d of %d, %v; want part, then a timeout", n, len(big), err)
