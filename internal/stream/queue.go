@@ -13,23 +13,22 @@ import (
 // empty and writes everything queued in one batch (one syscall on TCP), so
 // an idle connection holds no writer goroutine.
 type Queue struct {
-	mu       sync.Mutex
-	frames   [][]byte
-	bytes    int
-	max      int
-	writing  bool
-	closed   bool
-	idle     chan struct{} // made by a waiter while writing; closed when the writer stops
-	write    func([][]byte) error
-	onFail   func(error)
-	deadline time.Duration
-	setWD    func(time.Time) error
+	mu      sync.Mutex
+	frames  [][]byte
+	bytes   int
+	max     int
+	writing bool
+	closed  bool
+	idle    chan struct{} // made by a waiter while writing; closed when the writer stops
+	write   func([][]byte) error
+	onFail  func(error)
+	setWD   func(time.Time) error
 }
 
 // NewQueue returns a queue of at most max bytes writing with write; setWriteDeadline
-// (optional) bounds each batch, and onFail is told of a failed write.
+// (optional) bounds each batch by WriteLimit, and onFail is told of a failed write.
 func NewQueue(max int, write func([][]byte) error, setWriteDeadline func(time.Time) error, onFail func(error)) *Queue {
-	return &Queue{max: max, write: write, onFail: onFail, deadline: WriteLimit, setWD: setWriteDeadline}
+	return &Queue{max: max, write: write, onFail: onFail, setWD: setWriteDeadline}
 }
 
 // WriteLimit is how long a batch (the Queue's) or a write that waits (a
@@ -75,7 +74,7 @@ func (q *Queue) run() {
 		q.bytes = 0
 		q.mu.Unlock()
 		if q.setWD != nil {
-			_ = q.setWD(time.Now().Add(q.deadline))
+			_ = q.setWD(time.Now().Add(WriteLimit))
 		}
 		if err := q.write(frames); err != nil {
 			q.mu.Lock()
