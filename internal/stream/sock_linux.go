@@ -97,16 +97,7 @@ func (c *sock) Read(p []byte) (int, error) {
 	if c.mode == readNone {
 		return 0, errWouldBlock
 	}
-	o := &c.rop
-	o.mu.Lock()
-	o.p, o.n, o.errno, o.limited = p, 0, 0, false
-	err := c.rc.Read(o.fn)
-	n, errno, limited := o.n, o.errno, o.limited
-	o.p = nil
-	o.mu.Unlock()
-	if limited {
-		c.unlimit(true)
-	}
+	n, errno, err := c.call(true, p)
 	switch {
 	case err != nil:
 		return 0, err
@@ -118,6 +109,30 @@ func (c *sock) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// call runs a read (or write) of p through rc, with readOnce (writeOnce)
+// as its callback, and takes away the limit's deadline if the call set it.
+func (c *sock) call(read bool, p []byte) (int, syscall.Errno, error) {
+	o := &c.wop
+	if read {
+		o = &c.rop
+	}
+	o.mu.Lock()
+	o.p, o.n, o.errno, o.limited = p, 0, 0, false
+	var err error
+	if read {
+		err = c.rc.Read(o.fn)
+	} else {
+		err = c.rc.Write(o.fn)
+	}
+	n, errno, limited := o.n, o.errno, o.limited
+	o.p = nil
+	o.mu.Unlock()
+	if limited {
+		c.unlimit(read)
+	}
+	return n, errno, err
 }
 
 // readOnce is Read's read(2), called by rc.Read with the socket's read
@@ -144,16 +159,7 @@ func (c *sock) readOnce(fd uintptr) bool {
 // socket's send buffer is full. The socket's write lock is held throughout,
 // so writes from several goroutines do not interleave.
 func (c *sock) Write(p []byte) (int, error) {
-	o := &c.wop
-	o.mu.Lock()
-	o.p, o.n, o.errno, o.limited = p, 0, 0, false
-	err := c.rc.Write(o.fn)
-	n, errno, limited := o.n, o.errno, o.limited
-	o.p = nil
-	o.mu.Unlock()
-	if limited {
-		c.unlimit(false)
-	}
+	n, errno, err := c.call(false, p)
 	switch {
 	case err != nil:
 		return n, err
