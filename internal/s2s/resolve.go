@@ -22,7 +22,7 @@ var errNoService = errors.New("domain has no xmpp server")
 // else DNS SRV records for direct TLS (_xmpps-server, XEP-0368) and
 // STARTTLS (_xmpp-server), else the domain itself on port 5269.
 func (s *Server) resolve(ctx context.Context, domain string) ([]target, error) {
-	if addr, ok := s.cfg.Routes[domain]; ok {
+	if addr, ok := s.route(domain); ok {
 		return []target{{addr: addr}}, nil
 	}
 	var out []target

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"time"
@@ -78,6 +79,7 @@ type Server struct {
 	rootsErr  error
 
 	mu        sync.Mutex
+	routes    map[string]string // cfg.Routes, copied; SetRoute adds to it
 	out       map[string]*outgoing
 	in        map[*inSession]struct{}
 	listeners map[net.Listener]struct{}
@@ -116,10 +118,30 @@ func New(cfg Config) *Server {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		resolver:  r,
+		routes:    maps.Clone(cfg.Routes),
 		out:       make(map[string]*outgoing),
 		in:        make(map[*inSession]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
+}
+
+// SetRoute makes domain reachable at addr (host:port), like a static
+// route of the configuration, for the dials that start from now on.
+func (s *Server) SetRoute(domain, addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.routes == nil {
+		s.routes = make(map[string]string)
+	}
+	s.routes[domain] = addr
+}
+
+// route returns the static route to domain, if there is one.
+func (s *Server) route(domain string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, ok := s.routes[domain]
+	return addr, ok
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.

@@ -89,20 +89,14 @@ func (ca *testCA) issue(t *testing.T, cfg *config.Config) {
 // to its s2s port on loopback.
 func federatedPair(t *testing.T, mutate func(*config.Config)) (a, b *testServer) {
 	t.Helper()
-	routesA := map[string]string{}
-	a = runServerDomain(t, "a.test", func(c *config.Config) {
-		c.S2S.Routes = routesA
-		if mutate != nil {
-			mutate(c)
-		}
-	})
+	a = runServerDomain(t, "a.test", mutate)
 	b = runServerDomain(t, "b.test", func(c *config.Config) {
 		c.S2S.Routes = map[string]string{"a.test": a.Addr(ListenerS2S).String()}
 		if mutate != nil {
 			mutate(c)
 		}
 	})
-	routesA["b.test"] = b.Addr(ListenerS2S).String() // before any federation traffic
+	a.s2s.SetRoute("b.test", b.Addr(ListenerS2S).String()) // before any federation traffic
 	return a, b
 }
 
